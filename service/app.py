@@ -1,0 +1,155 @@
+"""The FastAPI application: routers, the one error handler, middleware and start-up steps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from policies.catalog import load_all as load_all_policies
+from service.auth.routes import router as keys_router
+from service.config import Settings, get_settings
+from service.dashboard.routes import router as dashboard_router
+from service.db import Database, is_unavailable_error
+from service.decisions.jobs import expire_job
+from service.decisions.routes import router as decisions_router
+from service.errors import DatabaseUnavailable, ForesightError
+from service.forecasts.retrain import retrain_job
+from service.forecasts.routes import router as forecasts_router
+from service.integrations.routes import router as integrations_router
+from service.inventory.routes import router as inventory_router
+from service.jobs import Scheduler
+from service.nodes.routes import router as nodes_router
+from service.ops.logging import configure_logging, get_logger
+from service.ops.middleware import RequestMetricsMiddleware
+from service.ops.openapi import document_errors
+from service.ops.routes import router as ops_router
+from service.ops.runtime import tune_garbage_collector
+from service.ops.security import SecurityMiddleware
+from service.power.routes import router as power_router
+from service.replays.jobs import replay_watchdog_job
+from service.replays.routes import router as replays_router
+from service.startup import prepare_database
+from service.telemetry.routes import router as telemetry_router
+from service.telemetry.schemas import TelemetryBatch
+
+log = get_logger("foresight.app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment)."""
+    settings = settings or get_settings()
+    load_all_policies()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        app.state.database = database
+        app.state.settings = settings
+        prepare_database(database, settings)
+        tune_garbage_collector()
+        jobs = [retrain_job(settings), expire_job(settings), replay_watchdog_job(settings)]
+        scheduler = Scheduler(database, settings, jobs) if settings.jobs_enabled else None
+        if scheduler:
+            scheduler.start()
+        yield
+        if scheduler:
+            scheduler.stop()
+        database.dispose()
+
+    app = FastAPI(
+        title="Foresight",
+        version="0.1.0",
+        summary="Predictive resource manager: telemetry in, calibrated forecasts and explained decisions out",
+        lifespan=lifespan,
+    )
+    app.add_middleware(SecurityMiddleware, settings=settings)  # inside the metrics: 429/413 are counted
+    app.add_middleware(RequestMetricsMiddleware)
+    app.include_router(ops_router)
+    app.include_router(telemetry_router)
+    app.include_router(forecasts_router)
+    app.include_router(inventory_router)
+    app.include_router(decisions_router)
+    app.include_router(nodes_router)
+    app.include_router(replays_router)
+    app.include_router(power_router)
+    app.include_router(integrations_router)
+    app.include_router(keys_router)
+    app.include_router(dashboard_router)
+    _register_error_handlers(app, settings)
+    _document_batch_schema(app)
+    document_errors(app)
+    return app
+
+
+def _register_error_handlers(app: FastAPI, settings: Settings) -> None:
+    @app.exception_handler(ForesightError)
+    async def foresight_error(_: Request, error: ForesightError) -> JSONResponse:
+        return JSONResponse(error.to_body(), status_code=error.status_code, headers=error.headers())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Framework errors (unparsable body, unknown route, wrong method) in the service's error format."""
+        code = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
+        body = {"error": {"code": code, "message": str(error.detail)}}
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+            for item in error.errors()
+        ]
+        first = details[0] if details else {"field": "request", "problem": "invalid"}
+        body = {"error": {"code": "invalid_input", "message": f"{first['field']}: {first['problem']}",
+                          "details": details}}  # fmt: skip
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(exc.DataError)
+    async def out_of_range(_: Request, error: Exception) -> JSONResponse:
+        """A number too large for the database or a time computation: the input's fault, not a 500."""
+        log.info("value_out_of_range", error_type=type(error).__name__)
+        message = "a number in the request is out of range (ids and offsets must fit in 64 bits)"
+        return JSONResponse({"error": {"code": "invalid_input", "message": message}}, status_code=422)
+
+    @app.exception_handler(exc.SQLAlchemyError)
+    async def database_error(_: Request, error: exc.SQLAlchemyError) -> JSONResponse:
+        if is_unavailable_error(error):
+            unavailable = DatabaseUnavailable(
+                "the database is unavailable or busy; nothing was written, retry later",
+                retry_after=settings.retry_after_seconds,
+            )
+            return JSONResponse(unavailable.to_body(), status_code=503, headers=unavailable.headers())
+        log.error("database_error", error_type=type(error).__name__)
+        body = {
+            "error": {"code": "internal_error", "message": "internal database error; nothing was written"}
+        }
+        return JSONResponse(body, status_code=500)
+
+
+def _document_batch_schema(app: FastAPI) -> None:
+    """The ingest route reads its body itself; put the batch schema into OpenAPI for clients and fuzzers."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        batch_schema = TelemetryBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in batch_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components["TelemetryBatch"] = batch_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

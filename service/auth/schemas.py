@@ -1,0 +1,37 @@
+"""API schemas of API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Scope = Literal["ingest", "read", "operate", "admin"]
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["prometheus-west"])
+    scopes: list[Scope] = Field(min_length=1, examples=[["ingest"]])
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret. Shown once; only its hash is stored.")
+
+
+class Principal(BaseModel):
+    """Who is calling: the key's id, name and scopes (the actor recorded on decisions)."""
+
+    key_id: int
+    name: str
+    scopes: list[str]

@@ -1,0 +1,310 @@
+"""The operator dashboard at `/`: server-rendered pages over the service layer, a session cookie after an
+API-key login, CSRF tokens on every form, and operate-only actions refused server-side as well."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import plotly
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from service.auth import service as auth_service
+from service.dashboard import session as sessions
+from service.dashboard import views
+from service.dashboard.session import User
+from service.decisions import service as decisions
+from service.deps import SessionDep, SettingsDep
+from service.errors import DatabaseUnavailable, ForesightError, NotFound, Unauthenticated
+from service.power import service as power_service
+from service.power.schemas import OversubscriptionQuery
+from service.replays import service as replays
+from service.replays.schemas import ReplayRequest
+
+HERE = Path(__file__).parent
+STATIC = {
+    "app.css": (HERE / "static" / "app.css", "text/css"),
+    "app.js": (HERE / "static" / "app.js", "text/javascript"),
+    "plotly.min.js": (Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "text/javascript"),
+}
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+Csrf = Annotated[str, Form(alias=sessions.CSRF_FIELD)]
+
+
+def _page(request: Request, name: str, user: User | None, status: int = 200, **context: Any) -> HTMLResponse:
+    context.update(user=user, csrf_field=sessions.CSRF_FIELD, error=request.query_params.get("error"),
+                   notice=request.query_params.get("notice"))  # fmt: skip
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def _back(path: str, **params: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode(params)}" if params else path, status_code=303)
+
+
+def _refused(request: Request, user: User | None, why: str) -> HTMLResponse:
+    return _page(request, "error.html", user, status=403, message=why)
+
+
+def _operator(request: Request, user: User | None, token: str) -> HTMLResponse | None:
+    """None when `user` may change things with this form; otherwise the 403 page."""
+    if user is None:
+        return _refused(request, None, "log in first")
+    if not sessions.csrf_ok(user, token):
+        return _refused(request, user, "the form's CSRF token is missing or wrong; reload the page")
+    if not user.can_operate:
+        return _refused(request, user, "your API key lacks the 'operate' scope")
+    return None
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(f"no static file {name!r}")
+    path, media_type = STATIC[name]
+    return FileResponse(path, media_type=media_type)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon (pages declare an empty one; the replay report does not, and browsers ask)."""
+    return Response(status_code=204)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    token = sessions.login_token(request)
+    response = _page(request, "login.html", None, login_csrf=token)
+    sessions.set_login_token(response, request, token)
+    return response
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    api_key: Annotated[str, Form()],
+    token: Csrf = "",
+) -> Response:
+    if not sessions.login_token_ok(request, token):
+        return _refused(request, None, "the login form expired (CSRF token missing or wrong); reload it")
+    try:
+        principal = auth_service.authenticate(session, api_key.strip())
+    except Unauthenticated as error:
+        retry = sessions.login_token(request)
+        response = _page(request, "login.html", None, status=401, login_csrf=retry, message=error.message)
+        sessions.set_login_token(response, request, retry)
+        return response
+    home = RedirectResponse("/", status_code=303)
+    sessions.set_session(home, request, settings, principal.key_id)
+    return home
+
+
+@router.post("/logout", response_model=None)
+def logout(request: Request, session: SessionDep, settings: SettingsDep, token: Csrf = "") -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is not None and not sessions.csrf_ok(user, token):
+        return _refused(request, user, "the form's CSRF token is missing or wrong; reload the page")
+    response = _to_login()
+    sessions.clear_session(response)
+    return response
+
+
+@router.get("/", response_model=None)
+def overview(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    return _page(request, "overview.html", user, **views.overview(session))
+
+
+@router.get("/workloads/{cluster}/{name:path}", response_model=None)
+def workload(
+    request: Request, session: SessionDep, settings: SettingsDep, cluster: str, name: str
+) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    try:
+        context = views.workload(session, cluster, name)
+    except NotFound as error:
+        return _page(request, "error.html", user, status=404, message=error.message)
+    return _page(request, "workload.html", user, **context)
+
+
+@router.get("/power", response_model=None)
+def power(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    return _page(request, "power.html", user, **views.power(session))
+
+
+@router.post("/power/oversubscription", response_model=None)
+def ask_oversubscription(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Csrf = "",
+    domain: Annotated[str, Form()] = "",
+    cluster: Annotated[str, Form()] = "",
+    profile: Annotated[str, Form()] = "a100",
+    gpus: Annotated[int, Form()] = 8,
+    priority: Annotated[int, Form()] = 0,
+) -> Response:
+    user = sessions.current_user(request, session, settings)
+    refused = _operator(request, user, token)
+    if refused is not None or user is None:
+        return refused or _to_login()
+    try:
+        query = OversubscriptionQuery(
+            domain=domain, cluster=cluster or None, profile=profile, gpus=gpus, priority=priority
+        )
+        answer = power_service.oversubscription(session, query, user.actor)
+    except ValidationError as error:
+        return _back("/power", error=f"invalid question: {error}")
+    except DatabaseUnavailable:
+        raise
+    except ForesightError as error:
+        return _back("/power", error=error.message)
+    extra = answer.params.get("extra_servers")
+    return _back("/power", notice=f"{domain}: {extra} more {profile} servers fit (decision {answer.id})")
+
+
+@router.get("/nodes", response_model=None)
+def nodes(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    return _page(request, "nodes.html", user, **views.nodes_page(session))
+
+
+@router.get("/decisions", response_model=None)
+def decisions_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    kind: str = "",
+    status: str = "",
+    target: str = "",
+    actor: str = "",
+) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    filters = {
+        "kind": kind or None,
+        "status": status or None,
+        "target": target or None,
+        "actor": actor or None,
+    }
+    return _page(request, "decisions.html", user, **views.decisions_page(session, filters))
+
+
+@router.post("/decisions/{decision_id}/{verdict}", response_model=None)
+def decide(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    decision_id: int,
+    verdict: str,
+    token: Csrf = "",
+    note: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    user = sessions.current_user(request, session, settings)
+    refused = _operator(request, user, token)
+    if refused is not None or user is None:
+        return refused or _to_login()
+    status = {"approve": "approved", "reject": "rejected"}.get(verdict)
+    if status is None:
+        return _page(request, "error.html", user, status=404, message=f"no action {verdict!r}")
+    try:
+        decisions.verdict(session, decision_id, status, user.actor, note or None)
+    except DatabaseUnavailable:
+        raise
+    except ForesightError as error:
+        return _back("/decisions", error=error.message)
+    return _back("/decisions", notice=f"decision {decision_id} {status} by {user.actor}")
+
+
+@router.get("/replays", response_model=None)
+def replays_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    runs = replays.page(session, 50, 0)
+    return _page(request, "replays.html", user, runs=runs.items, traces=replays.traces())
+
+
+@router.post("/replays", response_model=None)
+def start_replay(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    tasks: BackgroundTasks,
+    token: Csrf = "",
+    trace: Annotated[str, Form()] = "",
+    policies: Annotated[str, Form()] = "hpa",
+    seeds: Annotated[int, Form(ge=1, le=20)] = 1,
+    config: Annotated[str, Form()] = "{}",
+    trace_format: Annotated[str, Form()] = "long",
+    upload: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    user = sessions.current_user(request, session, settings)
+    refused = _operator(request, user, token)
+    if refused is not None or user is None:
+        return refused or _to_login()
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    body: dict[str, Any] = {"policy": names[0]} if len(names) == 1 else {"policies": names, "seeds": seeds}
+    try:
+        body["config"] = json.loads(config or "{}")
+        if upload is not None and upload.filename:
+            body.update(trace_csv=upload.file.read().decode(), trace_format=trace_format)
+        else:
+            body["trace"] = trace
+        request_body = ReplayRequest.model_validate(body)
+    except (ValueError, ValidationError) as error:
+        return _back("/replays", error=f"invalid replay request: {error}")
+    try:
+        answer, job = replays.start(session, request.app.state.database, request_body, user.actor)
+    except DatabaseUnavailable:
+        raise
+    except ForesightError as error:
+        return _back("/replays", error=error.message)
+    tasks.add_task(job)  # after the response, so after the row is committed
+    return RedirectResponse(f"/replays/{answer.id}", status_code=303)
+
+
+@router.get("/replays/{run_id}", response_model=None)
+def replay(request: Request, session: SessionDep, settings: SettingsDep, run_id: int) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    try:
+        run = replays.get(session, run_id)
+    except NotFound as error:
+        return _page(request, "error.html", user, status=404, message=error.message)
+    return _page(request, "replay.html", user, run=run)
+
+
+@router.get("/replays/{run_id}/report", response_model=None)
+def replay_report(request: Request, session: SessionDep, settings: SettingsDep, run_id: int) -> Response:
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        return _to_login()
+    try:
+        return HTMLResponse(replays.artifact(session, run_id, "report"))
+    except DatabaseUnavailable:
+        raise
+    except ForesightError as error:
+        return _page(request, "error.html", user, status=error.status_code, message=error.message)

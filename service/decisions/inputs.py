@@ -1,0 +1,65 @@
+"""Read what a policy needs from the database: a series' recent samples and its forecast window.
+
+A missing or failing forecast is not an error here: the caller gets `None` and the reason, and the policy
+falls back to its conservative baseline and says why (the API never answers 500 for a modelling problem).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from forecasting.types import ForecastingError
+from policies.distribution import QuantileForecast
+from policies.types import PolicyError
+from service.errors import DatabaseUnavailable, ForesightError
+from service.forecasts import service as forecasts
+from service.models import Series
+from service.telemetry import repository as telemetry
+from service.telemetry.repository import series_query
+
+
+@dataclass(frozen=True)
+class Observed:
+    values: tuple[float, ...]
+    step_seconds: float
+    last_ts: float | None
+
+
+def find_series(session: Session, cluster: str, kind: str, entity: str, metric: str) -> Series | None:
+    row = session.execute(
+        series_query(cluster=cluster, entity_kind=kind, entity_id=entity, metric=metric).limit(1)
+    ).first()
+    return row[0] if row else None
+
+
+def observed(session: Session, series_id: int, count: int = 120) -> Observed:
+    ts_us, values = telemetry.latest_samples(session, series_id, count)
+    if len(ts_us) == 0:
+        return Observed((), 60.0, None)
+    step = float(np.median(np.diff(ts_us)) / 1e6) if len(ts_us) > 1 else 60.0
+    return Observed(tuple(float(v) for v in values), step, float(ts_us[-1]) / 1e6)
+
+
+def forecast_window(
+    session: Session, series_id: int, horizon: int
+) -> tuple[QuantileForecast | None, str | None]:
+    """The series' forecast as a QuantileForecast, or (None, why not)."""
+    try:
+        answer = forecasts.forecast(session, series_id, horizon)
+    except DatabaseUnavailable:
+        raise
+    except (ForesightError, ForecastingError, PolicyError, ValueError, RuntimeError) as error:
+        message = error.message if isinstance(error, ForesightError) else str(error)
+        return None, f"no usable forecast for series {series_id}: {message}"
+    levels = sorted(float(q) for q in answer.points[0].quantiles)
+    values = np.array([[p.quantiles[f"{q:g}"] for q in levels] for p in answer.points], dtype=float)
+    stamps = pd.to_datetime([p.timestamp for p in answer.points], utc=True)
+    step = float(np.median(np.diff(stamps.asi8)) / 1e9) if len(stamps) > 1 else 60.0
+    try:
+        return QuantileForecast(tuple(levels), values, step), None
+    except PolicyError as error:
+        return None, f"forecast for series {series_id} is unusable: {error}"

@@ -1,0 +1,102 @@
+"""API shapes of decisions: the recommendation requests, a Decision as served, its audit trail, outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DecisionStatus = Literal["proposed", "approved", "rejected", "applied", "expired"]
+
+
+class ScalingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workload: str = Field(min_length=1, max_length=200, description="Workload name")
+    cluster: str | None = Field(default=None, max_length=200, description="Needed when the name is ambiguous")
+    horizon: int = Field(default=6, ge=1, le=288, description="Forecast steps the decision must cover")
+    policy: str = Field(default="bayesian_scaling", max_length=100, description="A registered scaling policy")
+    epsilon: float | None = Field(default=None, gt=0, lt=1, description="Overrides the workload's ε")
+
+
+class RightsizingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workload: str = Field(min_length=1, max_length=200)
+    cluster: str | None = Field(default=None, max_length=200)
+    horizon: int = Field(default=12, ge=1, le=288)
+
+
+class DecisionEventOut(BaseModel):
+    ts: datetime
+    actor: str
+    from_status: str | None
+    to_status: str
+    note: str | None
+
+
+class DecisionOut(BaseModel):
+    id: int
+    kind: str
+    cluster: str | None
+    target_kind: str
+    target_name: str
+    action: str
+    params: dict[str, Any]
+    status: DecisionStatus
+    mode: str = Field(description="shadow (record only), approve (an operator decides) or auto")
+    policy: str | None
+    explanation: dict[str, Any] = Field(
+        description="The evidence: forecast, candidates, guardrails, fallback"
+    )
+    actor: str | None = Field(description="Who last changed the status")
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    applied_at: datetime | None
+    history: list[DecisionEventOut] = Field(default_factory=list)
+    outcome: OutcomeOut | None = None
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=1000, description="Why (kept in the audit log)")
+
+
+class OutcomeIn(BaseModel):
+    """What happened after the decision: feeds the adaptive ε (windows/violations) and, for mitigations,
+    the causal training data (downtime)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    windows: int | None = Field(default=None, ge=1, le=1_000_000, description="Decision windows observed")
+    violations: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="Windows that missed the SLO"
+    )
+    sla_violation_rate: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    power_watts: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutcomeOut(BaseModel):
+    decision_id: int
+    measured_at: datetime
+    downtime_minutes: float | None
+    sla_violation_rate: float | None
+    power_watts: float | None
+    windows: int | None
+    violations: int | None
+    details: dict[str, Any]
+
+
+DecisionOut.model_rebuild()

@@ -1,0 +1,50 @@
+"""FastAPI dependencies shared by all routes: the request's session and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.auth import service as auth_service
+from service.auth.schemas import Principal
+from service.config import Settings
+from service.db import Database
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def request_session(database: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent (scope="function")."""
+    with database.session() as session:
+        yield session
+
+
+BEARER = HTTPBearer(auto_error=False, description="An API key: `foresight keys create --scope …`")
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """A dependency that authenticates the bearer key and checks it grants `scope`."""
+
+    def dependency(
+        session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> Principal:
+        principal = auth_service.authenticate(session, credentials.credentials if credentials else None)
+        auth_service.authorize(principal, scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency

@@ -1,0 +1,54 @@
+"""API schemas of forecasts and the model registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ForecastPoint(BaseModel):
+    timestamp: datetime
+    horizon: int = Field(description="Steps ahead of the cutoff (1 = the next step).")
+    mean: float
+    quantiles: dict[str, float] = Field(description='Level -> value, e.g. {"0.1": 12.0, "0.9": 20.5}.')
+
+
+class ForecastOut(BaseModel):
+    series_id: int
+    metric: str
+    unit: str
+    model: str
+    model_version: int
+    model_id: int
+    cutoff: datetime = Field(description="The last observation time the forecast used.")
+    points: list[ForecastPoint]
+
+
+class ModelOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    version: int
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    training_start: datetime | None
+    training_end: datetime | None
+    created_at: datetime
+
+
+class SeriesAccuracy(BaseModel):
+    """Live accuracy of served forecasts against what happened (only targets already observed)."""
+
+    series_id: int
+    scored: int = Field(description="Forecast points matched with an observation.")
+    coverage_50: float | None
+    coverage_80: float | None
+    coverage_95: float | None
+    wql: float | None
+    mae: float | None
+
+
+class AccuracyOut(BaseModel):
+    items: list[SeriesAccuracy]

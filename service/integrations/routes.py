@@ -1,0 +1,144 @@
+"""HTTP routes of the integrations: Prometheus remote-write and OTLP receivers (scope ingest), the
+Prometheus exposition of forecasts and recommendations and the KEDA metrics-api endpoint (scope read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.auth.schemas import Principal
+from service.deps import SessionDep, SettingsDep, require
+from service.errors import ForesightError
+from service.integrations import exports, keda, otlp, receive, remote_write
+from service.integrations.schemas import KedaOut, ReceiveResult
+from service.ops.metrics import REJECTED_BATCHES
+from service.telemetry.routes import read_body
+from service.telemetry.service import timed
+
+router = APIRouter(tags=["integrations"])
+Ingest = Annotated[Principal, Depends(require("ingest"))]
+Read = Annotated[Principal, Depends(require("read"))]
+Body = Annotated[bytes, Depends(read_body)]
+Counters = Annotated[
+    Literal["raw", "rate"] | None,
+    Query(description="rate: also store each counter as a per-second `name:rate` series (default: setting)"),
+]
+RECEIVER_ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "Undecodable body (not retried by senders)"},
+    413: {"description": "Body or batch over the limit"},
+    415: {"description": "Wrong content type or encoding (remote-write 2.0 gets this and falls back)"},
+    503: {"description": "Database unavailable; nothing written; retried after Retry-After"},
+}
+
+
+def _rates(counters: str | None, default: bool) -> bool:
+    return default if counters is None else counters == "rate"
+
+
+@router.post(
+    "/api/v1/write",
+    response_model=ReceiveResult,
+    summary="Prometheus remote-write 1.0 receiver (protobuf + snappy); whole request or nothing",
+    responses=RECEIVER_ERRORS,
+)
+def prometheus_remote_write(
+    _: Ingest,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Body,
+    after_commit: BackgroundTasks,
+    counters: Counters = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_encoding: Annotated[str | None, Header()] = None,
+) -> ReceiveResult:
+    try:
+        with timed("parse"):
+            remote_write.check_headers(content_type, content_encoding)
+            raw = remote_write.decode(body, settings.max_body_bytes)
+        result = receive.store(
+            session, raw, settings, source="remote_write", rates=_rates(counters, settings.counters_as_rates)
+        )
+    except ForesightError as error:
+        REJECTED_BATCHES.labels(error.code).inc()
+        raise
+    after_commit.add_task(receive.record_metrics, result)
+    return result
+
+
+@router.post(
+    "/v1/metrics",
+    summary="OTLP/HTTP metrics receiver (protobuf or JSON, gzip optional); whole request or nothing",
+    response_class=Response,
+    responses={
+        200: {"description": "ExportMetricsServiceResponse; partial_success counts points left out"},
+        **RECEIVER_ERRORS,
+    },
+)
+def otlp_metrics(
+    _: Ingest,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Body,
+    after_commit: BackgroundTasks,
+    counters: Counters = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_encoding: Annotated[str | None, Header()] = None,
+) -> Response:
+    try:
+        with timed("parse"):
+            raw, media = otlp.read(body, content_type, content_encoding, settings.max_body_bytes)
+        result = receive.store(
+            session, raw, settings, source="otlp", rates=_rates(counters, settings.counters_as_rates)
+        )
+    except ForesightError as error:
+        REJECTED_BATCHES.labels(error.code).inc()
+        raise
+    after_commit.add_task(receive.record_metrics, result)
+    rejected = sum(result.dropped.values())
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
+    content, media_type = otlp.answer(media, rejected, f"points left out ({reasons})" if rejected else "")
+    return Response(content, media_type=media_type)
+
+
+@router.get(
+    "/v1/exports/prometheus",
+    summary="Forecast quantiles and current recommendations in the Prometheus exposition format",
+    response_class=Response,
+)
+def prometheus_export(
+    _: Read,
+    session: SessionDep,
+    settings: SettingsDep,
+    horizon: Annotated[int | None, Query(ge=1, le=500, description="Steps (default setting)")] = None,
+    cluster: str | None = None,
+    metric: str | None = None,
+) -> Response:
+    text = exports.render(
+        session,
+        horizon=horizon or settings.export_horizon,
+        max_series=settings.export_max_series,
+        cluster=cluster,
+        metric=metric,
+    )
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/v1/keda/workloads/{name}",
+    response_model=KedaOut,
+    summary="KEDA metrics-api: a workload's recommended replicas and forecast load",
+)
+def keda_workload(
+    _: Read,
+    session: SessionDep,
+    settings: SettingsDep,
+    name: str,
+    cluster: str | None = None,
+    include_proposed: bool = False,
+    horizon: Annotated[int | None, Query(ge=1, le=500)] = None,
+) -> KedaOut:
+    return keda.recommendation(
+        session, name, cluster, include_proposed=include_proposed, horizon=horizon or settings.export_horizon
+    )

@@ -1,0 +1,125 @@
+"""Configure what Foresight manages: a workload's scaling settings, a node's pool / domain / hardware,
+a power domain's budget. Entities also appear on their own when telemetry first names them."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy.orm import Session
+
+from service.errors import InvalidInput
+from service.inventory import repository as repo
+from service.inventory.schemas import (
+    Mode,
+    NodeConfig,
+    NodeOut,
+    PowerDomainConfig,
+    PowerDomainOut,
+    WorkloadConfig,
+    WorkloadOut,
+)
+from service.models import Node, PowerDomain, Workload
+
+
+def workload_out(row: Workload, cluster: str) -> WorkloadOut:
+    return WorkloadOut(
+        name=row.name,
+        cluster=cluster,
+        replicas=row.replicas,
+        min_replicas=row.min_replicas,
+        max_replicas=row.max_replicas,
+        replica_capacity=row.replica_capacity,
+        capacity_metric=row.capacity_metric,
+        mode=row.mode,  # type: ignore[arg-type]
+        priority=row.priority,
+        slo=row.slo or {},
+    )
+
+
+def configure_workload(session: Session, name: str, config: WorkloadConfig) -> WorkloadOut:
+    row, _ = repo.find_or_create(session, Workload, name, config.cluster)
+    for field in config.model_fields_set - {"cluster"}:
+        value = getattr(config, field)
+        if value is not None:
+            setattr(row, field, {**(row.slo or {}), **value} if field == "slo" else value)
+    if row.max_replicas is not None and row.max_replicas < row.min_replicas:
+        raise InvalidInput(
+            f"max_replicas ({row.max_replicas}) is below min_replicas ({row.min_replicas})",
+            details=[{"loc": ["body", "max_replicas"], "msg": "must be >= min_replicas"}],
+        )
+    eps = (row.slo or {}).get("epsilon")
+    if eps is not None and not (isinstance(eps, int | float) and 0 < eps < 1):
+        raise InvalidInput(
+            "slo.epsilon must be a number in (0, 1)", details=[{"loc": ["body", "slo", "epsilon"]}]
+        )
+    util = (row.slo or {}).get("target_utilisation")
+    if util is not None and not (isinstance(util, int | float) and 0 < util <= 1):
+        raise InvalidInput("slo.target_utilisation must lie in (0, 1]", details=[{"loc": ["body", "slo"]}])
+    session.flush()
+    return workload_out(row, config.cluster)
+
+
+def list_workloads(session: Session, cluster: str | None, limit: int, offset: int) -> list[WorkloadOut]:
+    return [workload_out(row, c) for row, c in repo.list_rows(session, Workload, cluster, limit, offset)]
+
+
+def get_workload(session: Session, name: str, cluster: str | None) -> WorkloadOut:
+    row, c = repo.find(session, Workload, name, cluster)
+    return workload_out(row, c)
+
+
+def node_out(row: Node, cluster: str, domains: dict[int, str]) -> NodeOut:
+    domain = domains.get(row.power_domain_id) if row.power_domain_id is not None else None
+    return NodeOut(
+        name=row.name,
+        cluster=cluster,
+        pool=row.pool,
+        power_domain=domain,
+        hardware=row.hardware or {},
+        status=row.status,
+    )
+
+
+def configure_node(session: Session, name: str, config: NodeConfig) -> NodeOut:
+    row, _ = repo.find_or_create(session, Node, name, config.cluster)
+    if config.pool is not None:
+        row.pool = config.pool
+    if config.hardware is not None:
+        row.hardware = {**(row.hardware or {}), **config.hardware}
+    if config.status is not None:
+        row.status = config.status
+    if config.power_domain is not None:
+        domain, _ = repo.find_or_create(session, PowerDomain, config.power_domain, config.cluster)
+        row.power_domain_id = domain.id
+    session.flush()
+    return node_out(row, config.cluster, repo.domain_names(session, [row.power_domain_id]))
+
+
+def list_nodes(session: Session, cluster: str | None, limit: int, offset: int) -> list[NodeOut]:
+    rows = repo.list_rows(session, Node, cluster, limit, offset)
+    domains = repo.domain_names(session, [r.power_domain_id for r, _ in rows])
+    return [node_out(row, c, domains) for row, c in rows]
+
+
+def domain_out(session: Session, row: PowerDomain, cluster: str) -> PowerDomainOut:
+    nodes = [n.name for n in repo.nodes_of_domain(session, row.id)]
+    mode = cast(Mode, row.mode)
+    return PowerDomainOut(
+        name=row.name, cluster=cluster, budget_watts=row.budget_watts, nodes=nodes, mode=mode
+    )
+
+
+def configure_domain(session: Session, name: str, config: PowerDomainConfig) -> PowerDomainOut:
+    row, _ = repo.find_or_create(session, PowerDomain, name, config.cluster)
+    if config.budget_watts is not None:
+        row.budget_watts = config.budget_watts
+    if config.mode is not None:
+        row.mode = config.mode
+    session.flush()
+    return domain_out(session, row, config.cluster)
+
+
+def list_domains(session: Session, cluster: str | None, limit: int, offset: int) -> list[PowerDomainOut]:
+    return [
+        domain_out(session, row, c) for row, c in repo.list_rows(session, PowerDomain, cluster, limit, offset)
+    ]

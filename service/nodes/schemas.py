@@ -1,0 +1,87 @@
+"""API shapes of unhealthy-node events, mitigation requests and mitigation-model training."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class NodeEventBody(BaseModel):
+    """One unhealthy-node signal: numeric signals, context (numbers or labels), and — for history — the
+    action that was taken and the downtime that followed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts: str | float | None = Field(default=None, description="Epoch seconds or RFC 3339; default: now")
+    kind: str = Field(
+        min_length=1, max_length=64, description="e.g. ecc_errors, gpu_fell_off_bus, disk_failure"
+    )
+    severity: str = Field(default="warning", pattern="^(warning|error|critical)$")
+    signals: dict[str, float] = Field(default_factory=dict, description="Numeric signals, e.g. error counts")
+    context: dict[str, float | str] = Field(
+        default_factory=dict, description="e.g. hardware age, workload type"
+    )
+    action_taken: str | None = Field(default=None, max_length=64)
+    downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class NodeEventIn(NodeEventBody):
+    cluster: str = Field(min_length=1, max_length=200)
+
+
+class BulkNodeEvent(NodeEventIn):
+    node: str = Field(min_length=1, max_length=200)
+
+
+class BulkNodeEvents(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[BulkNodeEvent] = Field(min_length=1, max_length=10_000)
+
+
+class NodeEventOut(BaseModel):
+    id: int
+    node: str
+    cluster: str
+    ts: datetime
+    kind: str
+    severity: str
+    signals: dict[str, Any]
+    context: dict[str, Any]
+    action_taken: str | None
+    downtime_minutes: float | None
+    resolved_at: datetime | None
+
+
+class BulkResult(BaseModel):
+    created: int
+    duplicates: int
+
+
+class MitigationRequest(BaseModel):
+    """Ask what to do about a node: name a stored event (`event_id`) or send the event itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(min_length=1, max_length=200)
+    cluster: str | None = Field(default=None, max_length=200)
+    event_id: int | None = Field(default=None, ge=1, le=2**62)
+    event: NodeEventBody | None = None
+    policy: str = Field(default="mitigation_causal", max_length=100)
+
+    @model_validator(mode="after")
+    def _one_event(self) -> MitigationRequest:
+        if (self.event_id is None) == (self.event is None):
+            raise ValueError("give exactly one of event_id (a stored event) or event (a new one)")
+        return self
+
+
+class MitigationTrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_estimators: int = Field(default=200, ge=4, le=2000, multiple_of=4)
+    min_events: int = Field(default=200, ge=20, le=10_000_000)
+    min_per_action: int = Field(default=20, ge=5, le=100_000)
+    seed: int = Field(default=0, ge=0)

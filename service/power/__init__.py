@@ -1,0 +1,1 @@
+"""Power recommendations: domain capping, oversubscription and energy mode."""

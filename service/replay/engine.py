@@ -1,0 +1,262 @@
+"""The closed-loop replay: step the trace, let the policy decide on what it has seen, serve, measure.
+
+`run_replay` is the public entry point (CLI, REST layer, Ray sweep): it reads a trace, runs one policy
+and writes `summary.json`, `timeline.csv` and `report.html` into a fresh directory that is renamed into
+place only when everything is written, so a failed run leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.types import PolicyError
+from service.replay.adapters import OracleAdapter, PolicyView, build_adapter, replicas_for
+from service.replay.cluster import build_cluster
+from service.replay.power import PowerModel
+from service.replay.serving import build_serving
+from service.replay.traces import ReplayError, Trace, load_trace
+
+CONFIG_KEYS = {
+    "step_seconds", "decision_interval_seconds", "speed", "tile", "cold_start_seconds", "observe",
+    "serving", "scaling", "cluster", "power", "max_steps", "warmup_seconds",
+}  # fmt: skip
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Recorder:
+    """Per-step state the summary, timeline and report are computed from."""
+
+    steps: int
+    workloads: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("wait", "batch", "speed", "util", "replicas", "ready", "capacity", "load"):
+            self.arrays[name] = np.zeros((self.steps, self.workloads))
+        for name in ("power", "capped", "breach_domains", "nodes_up", "band_lo", "band_mid", "band_hi"):
+            self.arrays[name] = np.full(self.steps, np.nan if name.startswith("band") else 0.0)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check the top-level keys and section types; returns the config (a copy)."""
+    if not isinstance(config, dict):
+        raise ReplayError("config must be a mapping (JSON object / YAML mapping)")
+    if unknown := set(config) - CONFIG_KEYS:
+        raise ReplayError(f"unknown config keys {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+    for section in ("serving", "scaling", "cluster", "power"):
+        if not isinstance(config.get(section, {}), dict):
+            raise ReplayError(f"config.{section} must be a mapping")
+    return json.loads(json.dumps(config))
+
+
+def simulate(
+    trace: Trace, policy: str, config: dict[str, Any], seed: int = 0, progress: Progress | None = None
+) -> tuple[Recorder, dict[str, Any]]:
+    """Run one policy over a trace; returns the recorded state and run facts (actions, failures...)."""
+    config = validate_config(config)
+    scfg, dt = dict(config.get("scaling", {})), trace.step_seconds
+    serving = build_serving(trace, dict(config.get("serving", {})))
+    load = serving.observed_load()  # (S, W) in the unit of replica capacity
+    steps, n_w = load.shape
+    if config.get("max_steps"):
+        steps = min(steps, int(config["max_steps"]))
+    k = max(round(float(config.get("decision_interval_seconds", 60.0)) / dt), 1)
+    cold = max(round(float(config.get("cold_start_seconds", 120.0)) / dt), 0)
+    cap = serving.replica_capacity
+    util_target = float(scfg.get("target_utilisation", 0.8))
+    observe = str(config.get("observe", "mean"))
+    if observe not in ("mean", "max"):
+        raise ReplayError(f"observe must be 'mean' or 'max', got {observe!r}")
+    n_obs = steps // k
+    obs_all = load[: n_obs * k].reshape(n_obs, k, n_w)
+    obs_all = obs_all.mean(axis=1) if observe == "mean" else obs_all.max(axis=1)
+    peaks = obs_all.max(axis=0) if n_obs else load.max(axis=0)
+    ccfg = dict(config.get("cluster", {}))
+    ccfg.setdefault("gpus_per_replica", serving.gpus_per_replica)
+    peak_replicas = int(replicas_for(load.max(axis=0), cap, util_target).sum())
+    cluster = build_cluster(ccfg, peak_replicas, steps, dt, seed)
+    power = PowerModel(dict(config.get("power", {})), cluster.nodes, cluster.gpus_per_node, dt)
+    try:
+        adapter = build_adapter(policy, scfg, cap, k * dt, peaks, load[:steps], k + cold, seed)
+    except PolicyError as exc:
+        raise ReplayError(f"policy {policy!r}: {exc}") from None
+    rec = Recorder(steps, n_w)
+    a = rec.arrays
+    ready = replicas_for(load[0], cap, util_target)
+    pending = np.zeros((cold + 1, n_w), dtype=int)  # ring buffer by ready step
+    backlog = np.zeros(n_w)
+    violations = np.zeros((n_w, 2), dtype=int)
+    overloaded = np.zeros(n_w, dtype=bool)
+    desired_prev = ready.copy()
+    actions, loss = 0, np.zeros(cluster.nodes)
+    for s in range(steps):
+        now = s * dt
+        slot = s % (cold + 1)
+        ready += pending[slot]
+        pending[slot] = 0
+        before = cluster.placement(int(ready.sum() + pending.sum()), now)
+        for failure in cluster.fail_due(s, now):  # replicas on the failed node are lost (restarted below)
+            ready = _remove(ready, int(before[failure.node]))
+            before[failure.node] = 0
+        if s % k == 0:
+            j = s // k
+            if s:
+                violations[:, 0] += 1
+                violations[:, 1] += overloaded
+                overloaded[:] = False
+            current = ready + pending.sum(axis=0)
+            if isinstance(adapter, OracleAdapter):
+                desired = adapter.decide_at(s)
+            else:
+                view = PolicyView(now, obs_all[:j], current.copy(), violations.copy())
+                desired = np.asarray(adapter.decide(view), dtype=int)
+                band = adapter.forecast_band()
+                if band is not None:
+                    a["band_lo"][s : s + k], a["band_mid"][s : s + k], a["band_hi"][s : s + k] = np.nansum(
+                        band, axis=0
+                    )
+            desired = np.maximum(desired, 0)
+            actions += int((desired != desired_prev).sum())
+            desired_prev = desired
+            diff = desired - current
+            free = cluster.placement(10**9, now).sum() - int(current.sum())
+            grow = _fit(np.maximum(diff, 0), max(int(free), 0))
+            pending[(s + cold) % (cold + 1) if cold and s else slot] += grow
+            if not cold or not s:  # no cold start: the run starts in the state the first decision asks for
+                ready += pending[slot]
+                pending[slot] = 0
+            shrink = np.maximum(-diff, 0)
+            take = np.minimum(shrink, pending.sum(axis=0))
+            pending = _drain(pending, take, s, cold)
+            ready = np.maximum(ready - (shrink - take), 0)
+        total = int(ready.sum() + pending.sum())
+        on_node = cluster.placement(total, now)
+        placed = on_node.sum()
+        if placed < total:  # failures left too few slots: cancel starting replicas, then ready ones
+            excess = int(total - placed)
+            starting = pending.sum(axis=0)
+            m = min(excess, int(starting.sum()))
+            pending = _drain(pending, starting - _remove(starting, m), s, cold)
+            ready = _remove(ready, excess - m)
+        weight = on_node / max(on_node.sum(), 1)
+        deg = cluster.degradation_at(now)
+        speed = float(((1.0 - deg) * (1.0 - loss) * weight).sum()) if on_node.sum() else 1.0
+        speeds = np.full(n_w, speed)
+        result = serving.step(s, ready * cap, speeds, backlog)
+        overloaded |= load[s] > ready * cap * speeds * util_target
+        busy = ready.sum()
+        batch = float((result.batch * ready).sum() / busy) if busy else 0.0
+        util = float((result.utilisation * ready).sum() / busy) if busy else 0.0
+        per_gpu = float(serving.gpu_busy(np.array(batch), np.array(util)))
+        up = cluster.up(now)
+        ready_on = cluster.placement(int(ready.sum()), now)
+        node_w, loss = power.draw(ready_on, serving.gpus_per_replica, per_gpu, up)
+        totals = power.domain_totals(node_w)
+        power.observe(totals)
+        power.decide(s, now, node_w)
+        a["wait"][s], a["batch"][s], a["speed"][s], a["util"][s] = (
+            result.wait_s, result.batch, speeds, result.utilisation,
+        )  # fmt: skip
+        a["replicas"][s], a["ready"][s], a["capacity"][s], a["load"][s] = (
+            ready + pending.sum(axis=0), ready, ready * cap * speeds, load[s],
+        )  # fmt: skip
+        a["power"][s], a["capped"][s] = totals.sum(), power.capped_nodes()
+        a["breach_domains"][s], a["nodes_up"][s] = (totals > power.budget).sum(), up.sum()
+        if progress is not None and (s % 500 == 0 or s == steps - 1):
+            progress((s + 1) / steps)
+    facts = {
+        "scaling_actions": actions,
+        "cluster": cluster,
+        "power": power,
+        "serving": serving,
+        "decision_steps": k,
+        "forecaster_error": getattr(adapter, "last_error", None),
+    }
+    return rec, facts
+
+
+def _remove(ready: np.ndarray, count: int) -> np.ndarray:
+    """Take `count` replicas away, from the workloads that have the most (largest remainder)."""
+    out = ready.copy()
+    for _ in range(max(count, 0)):
+        if out.sum() <= 0:
+            break
+        out[int(np.argmax(out))] -= 1
+    return out
+
+
+def _fit(want: np.ndarray, free: int) -> np.ndarray:
+    """Scale-outs that fit in `free` slots, shared in proportion to what each workload asked for."""
+    if want.sum() <= free:
+        return want
+    return _fit_share(want, free)
+
+
+def _fit_share(want: np.ndarray, budget: int) -> np.ndarray:
+    share = np.floor(want * budget / max(want.sum(), 1)).astype(int)
+    return np.minimum(share, want)
+
+
+def _drain(pending: np.ndarray, take: np.ndarray, s: int, cold: int) -> np.ndarray:
+    """Cancel `take` pending replicas per workload, the ones that would be ready last first."""
+    out = pending.copy()
+    left = take.copy()
+    for back in range(cold + 1):
+        slot = (s + cold - back) % (cold + 1)
+        cut = np.minimum(out[slot], left)
+        out[slot] -= cut
+        left -= cut
+    return out
+
+
+def run_replay(
+    trace_path: str | Path,
+    trace_format: str,
+    policy: str,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Replay `policy` over a trace; write summary.json, timeline.csv and report.html into `output_dir`
+    (atomically: a temporary sibling renamed into place) and return the summary. Raises ReplayError."""
+    from service.replay.report import write_report
+    from service.replay.summary import summarise, timeline_frame
+
+    config = validate_config(config or {})
+    trace = load_trace(
+        trace_path,
+        trace_format,
+        float(config.get("step_seconds", 10.0)),
+        float(config.get("speed", 1.0)),
+        int(config.get("tile", 1)),
+    )
+    rec, facts = simulate(trace, policy, config, seed, progress)
+    summary = summarise(trace, policy, seed, config, rec, facts)
+    if output_dir is None:
+        return summary
+    out = Path(output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        timeline_frame(rec, trace.step_seconds).to_csv(tmp / "timeline.csv", index=False)
+        if report:
+            write_report(tmp / "report.html", {policy: (summary, rec)}, trace.step_seconds)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
