@@ -1,0 +1,144 @@
+"""Bayesian scaling: chance constraint, interference, adaptive ε, guardrails against flapping, fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.adaptive import ViolationHistory, adapt_risk
+from policies.distribution import QuantileForecast
+from policies.guardrails import StepLimit
+from policies.scaling import BayesianScalingPolicy, ScalingInput, replica_risk
+from policies.types import InvalidPolicyInput
+
+LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+
+def normal_forecast(mean: float, sd: float, steps: int = 5) -> QuantileForecast:
+    from scipy import stats
+
+    row = stats.norm.ppf(LEVELS, loc=mean, scale=sd)
+    return QuantileForecast(LEVELS, np.tile(row, (steps, 1)))
+
+
+def scaling_input(**overrides: object) -> ScalingInput:
+    base: dict[str, object] = {
+        "workload": "api",
+        "now_ts": 1_000_000.0,
+        "current_replicas": 5,
+        "replica_capacity": 10.0,
+        "load_forecast": normal_forecast(40.0, 5.0),
+        "observed_load": (40.0,) * 10,
+        "target_utilisation": 0.8,
+        "epsilon": 0.05,
+        "max_replicas": 100,
+    }
+    base.update(overrides)
+    return ScalingInput(**base)  # type: ignore[arg-type]
+
+
+def test_choice_meets_epsilon_and_is_the_cheapest_that_does() -> None:
+    inputs = scaling_input()
+    decision = BayesianScalingPolicy(step_limit=StepLimit(max_up=100)).decide(inputs)
+    n = decision.params["replicas"]
+    # the exact answer: P(L > n*8) <= 0.05 with L ~ N(40, 5) → n*8 >= 48.2 → n = 7
+    assert n == 7
+    table = replica_risk(inputs, inputs.sla_penalty, 20)
+    assert table.risk[n] <= 0.05 < table.risk[n - 1]
+    assert np.all(np.diff(table.risk) <= 1e-12)  # more replicas never add risk
+    chosen = [c for c in decision.candidates if c.note == "chosen"]
+    assert chosen and chosen[0].params["replicas"] == 7 and chosen[0].feasible
+    assert decision.explanation()["forecast"]["load"]["steps"] == 5
+
+
+def test_same_input_same_decision() -> None:
+    a = BayesianScalingPolicy().decide(scaling_input()).explanation()
+    b = BayesianScalingPolicy().decide(scaling_input()).explanation()
+    assert a == b
+
+
+def test_interference_forecast_buys_more_replicas() -> None:
+    policy = BayesianScalingPolicy(step_limit=StepLimit(max_up=100))
+    healthy = policy.decide(scaling_input()).params["replicas"]
+    noisy = policy.decide(scaling_input(degradation_forecast=normal_forecast(0.3, 0.05))).params["replicas"]
+    assert noisy > healthy
+    assert noisy >= 9  # capacity 8 * 0.7 = 5.6 per replica for a load around 40-48
+
+
+def test_observed_violations_tighten_epsilon_and_add_replicas() -> None:
+    policy = BayesianScalingPolicy(step_limit=StepLimit(max_up=100))
+    fine = {"replica_capacity": 2.0, "current_replicas": 30}  # small replicas: ε moves the answer
+    calm = policy.decide(scaling_input(violations=ViolationHistory(200, 8), **fine))
+    burnt = policy.decide(scaling_input(violations=ViolationHistory(200, 40), **fine))
+    assert burnt.details["epsilon_used"] < 0.05 <= calm.details["epsilon_used"] + 1e-12
+    assert burnt.details["penalty_used"] > calm.details["penalty_used"]
+    assert burnt.params["replicas"] > calm.params["replicas"]
+
+
+def test_adapt_risk_bounds_and_prior() -> None:
+    assert adapt_risk(0.05, 10.0, None).epsilon == 0.05
+    harsh = adapt_risk(0.05, 10.0, ViolationHistory(1000, 900))
+    assert harsh.epsilon == pytest.approx(0.005)  # floored at ε/10
+    relaxed = adapt_risk(0.05, 10.0, ViolationHistory(2000, 0))
+    assert 0.05 < relaxed.epsilon <= 0.1
+    with pytest.raises(ValueError):
+        ViolationHistory(3, 5)
+
+
+def test_no_scale_in_on_forecast_alone() -> None:
+    # the forecast says the load will vanish, but the load observed right now still needs 6 replicas
+    inputs = scaling_input(
+        current_replicas=8, load_forecast=normal_forecast(5.0, 1.0), observed_load=(45.0,) * 10
+    )
+    decision = BayesianScalingPolicy(stabilization_seconds=0).decide(inputs)
+    assert decision.params["replicas"] == 6
+    names = [g.name for g in decision.guardrails]
+    assert "no_scale_in_on_forecast_alone" in names
+
+
+def test_guardrails_stop_flapping() -> None:
+    """Load wobbling around a replica boundary: raw choices flip every decision; the chain holds steady."""
+    rng = np.random.default_rng(3)
+    loads = 48.0 + 6.0 * np.sign(np.sin(np.arange(60) * np.pi / 2 + 0.1)) + rng.normal(0, 0.5, 60)
+
+    def run(policy: BayesianScalingPolicy, guarded: bool) -> list[int]:
+        replicas, history, out = 7, [], []
+        for i, load in enumerate(loads):
+            now = 1_000_000.0 + 60 * i
+            inputs = scaling_input(
+                now_ts=now,
+                current_replicas=replicas,
+                load_forecast=normal_forecast(load, 2.0, 1),
+                observed_load=(float(load),),
+                recent_recommendations=tuple(history),
+            )
+            d = policy.decide(inputs)
+            replicas = d.params["replicas"] if guarded else d.details["wanted_replicas"]
+            history.append((now, d.details["wanted_replicas"]))
+            out.append(replicas)
+        return out
+
+    raw = run(BayesianScalingPolicy(), guarded=False)
+    held = run(BayesianScalingPolicy(stabilization_seconds=300), guarded=True)
+    changes = lambda xs: int(np.sum(np.diff(xs) != 0))  # noqa: E731
+    assert changes(raw) >= 25  # up, up, down, down: a change every other decision
+    assert changes(held) <= 2
+    assert min(held[1:]) >= max(raw) - 1  # it holds the high count rather than dropping below need
+
+
+def test_fallback_without_forecast_never_scales_in() -> None:
+    decision = BayesianScalingPolicy().decide(scaling_input(load_forecast=None, current_replicas=9))
+    assert decision.fallback_reason and "forecast" in decision.fallback_reason
+    assert decision.params["replicas"] >= 9
+    up = BayesianScalingPolicy().decide(scaling_input(load_forecast=None, current_replicas=2))
+    assert up.params["replicas"] > 2 and up.action == "scale_out"
+
+
+def test_bounds_and_bad_input() -> None:
+    decision = BayesianScalingPolicy(step_limit=StepLimit(max_up=100)).decide(scaling_input(max_replicas=6))
+    assert decision.params["replicas"] == 6
+    assert any(g.name == "min_max" for g in decision.guardrails)
+    with pytest.raises(InvalidPolicyInput, match="replica_capacity"):
+        scaling_input(replica_capacity=0.0)
+    with pytest.raises(InvalidPolicyInput, match="epsilon"):
+        scaling_input(epsilon=1.5)

@@ -1,0 +1,54 @@
+"""The one-way imports of DESIGN.md section 2: forecasting <- policies <- service, and neither pure
+package imports web or database code (import-linter contracts, plus a direct AST check)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+FORBIDDEN = {
+    "forecasting": {
+        "service",
+        "policies",
+        "fastapi",
+        "starlette",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "uvicorn",
+    },
+    "policies": {"service", "fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn"},
+}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_pure_packages_import_nothing_forbidden(package: str) -> None:
+    offenders = {
+        str(path.relative_to(REPO_ROOT)): sorted(_imported_roots(path) & FORBIDDEN[package])
+        for path in (REPO_ROOT / package).rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint_imports = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    result = subprocess.run([lint_imports], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "KEPT" in result.stdout and "BROKEN" not in result.stdout

@@ -1,0 +1,146 @@
+"""Replays over the API on both backends: a run on a bundled trace and a comparison finish with their
+summary, report and timeline; bad requests are 422 at once; a run that fails says why and stores no
+results; a run whose process died is marked failed by the watchdog."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from service.db import Database
+from service.models import ReplayRun
+from service.replays.jobs import fail_stale
+from tests.conftest import settings_for
+from tests.helpers import bearer
+
+QUICK = {"step_seconds": 300, "max_steps": 120, "power": {"policy": "none"}}
+SUMMARY_KEYS = {
+    "policy", "trace", "simulated_seconds", "replica_hours", "requests_total", "sla_violation_rate",
+    "p99_latency_s", "energy_kwh", "power_budget_breach_minutes", "capped_server_minutes", "scaling_actions",
+    "node_downtime_minutes",
+}  # fmt: skip
+
+
+@pytest.fixture
+def keys(make_key: Callable[..., str]) -> dict[str, dict[str, str]]:
+    return {scope: bearer(make_key(scope, name=f"{scope}-key")) for scope in ("read", "operate")}
+
+
+def _finished(client: httpx.Client, keys: dict[str, dict[str, str]], run_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 600  # a bound for a loaded machine, not a timing
+    while time.monotonic() < deadline:
+        run = client.get(f"/v1/replays/{run_id}", headers=keys["read"]).json()
+        if run["status"] in ("succeeded", "failed"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"replay {run_id} did not finish")
+
+
+def test_run_on_a_bundled_trace(client: httpx.Client, keys: dict[str, dict[str, str]]) -> None:
+    traces = client.get("/v1/replays/traces", headers=keys["read"]).json()
+    assert {"azure-llm-code", "nab-ec2-cpu"} <= {t["name"] for t in traces}
+    body = {"trace": "nab-ec2-cpu", "policy": "hpa", "config": QUICK}
+    assert client.post("/v1/replays", json=body, headers=keys["read"]).status_code == 403
+    started = client.post("/v1/replays", json=body, headers=keys["operate"])
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued" and started.json()["created_by"].startswith(
+        "key:operate-key#"
+    )
+    run = _finished(client, keys, started.json()["id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert set(run["summary"]) >= SUMMARY_KEYS and run["summary"]["policy"] == "hpa"
+    assert run["progress"] == 1.0 and run["has_report"] and run["has_timeline"]
+    report = client.get(f"/v1/replays/{run['id']}/report", headers=keys["read"])
+    assert report.status_code == 200 and "text/html" in report.headers["content-type"]
+    assert not re.search(r"<script[^>]*src=[\"']?https?:", report.text)  # offline: no script from the web
+    assert "plotly" in report.text.lower()
+    timeline = client.get(f"/v1/replays/{run['id']}/timeline", headers=keys["read"])
+    assert timeline.status_code == 200 and timeline.text.splitlines()[0].count(",") >= 4
+    listed = client.get("/v1/replays", headers=keys["read"]).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == run["id"]
+
+
+def test_comparison_of_uploaded_trace(client: httpx.Client, keys: dict[str, dict[str, str]]) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = ["timestamp,value"] + [
+        f"{(start + timedelta(minutes=5 * i)).isoformat()},{50 + 30 * ((i // 12) % 2)}" for i in range(300)
+    ]
+    body = {"trace_csv": "\n".join(rows), "trace_name": "square.csv", "trace_format": "long",
+            "policies": ["hpa", "static-peak"], "seeds": 2, "config": QUICK}  # fmt: skip
+    started = client.post("/v1/replays", json=body, headers=keys["operate"])
+    assert started.status_code == 202, started.text
+    run = _finished(client, keys, started.json()["id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert set(run["summary"]) == {"hpa", "static-peak"}
+    assert set(run["summary"]["hpa"]["replica_hours"]) == {"mean", "std", "min", "max"}
+    assert run["has_report"] and not run["has_timeline"]
+    assert client.get(f"/v1/replays/{run['id']}/timeline", headers=keys["read"]).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"trace": "nab-ec2-cpu", "policy": "magic"}, "policy"),
+        ({"trace": "nope", "policy": "hpa"}, "trace"),
+        ({"trace": "nab-ec2-cpu", "policy": "hpa", "config": {"warp": 9}}, "config"),
+        ({"trace_csv": "a,b\n1,2\n", "trace_format": "long", "policy": "hpa"}, "trace_csv"),
+        ({"trace": "nab-ec2-cpu", "trace_csv": "x", "policy": "hpa"}, "trace_csv"),
+        ({"trace": "nab-ec2-cpu", "policy": "hpa", "policies": ["hpa"]}, "policies"),
+    ],
+)
+def test_bad_requests_are_refused_before_queueing(
+    client: httpx.Client,
+    database: Database,
+    keys: dict[str, dict[str, str]],
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    answer = client.post("/v1/replays", json=body, headers=keys["operate"])
+    assert answer.status_code == 422 and field in answer.text
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM replays")).scalar_one() == 0
+
+
+def test_a_failing_run_says_why_and_stores_no_results(
+    client: httpx.Client, keys: dict[str, dict[str, str]]
+) -> None:
+    body = {"trace": "nab-ec2-cpu", "policy": "hpa", "config": {**QUICK, "cluster": {"nodes": -1}}}
+    started = client.post("/v1/replays", json=body, headers=keys["operate"])
+    assert started.status_code == 202, started.text
+    run = _finished(client, keys, started.json()["id"])
+    assert run["status"] == "failed" and "cluster.nodes" in run["error"]
+    assert run["summary"] is None and not run["has_report"] and not run["has_timeline"]
+    assert client.get(f"/v1/replays/{run['id']}/report", headers=keys["read"]).status_code == 409
+
+
+def test_watchdog_fails_runs_whose_process_died(database: Database, migrated_url: str) -> None:
+    old = datetime.now(UTC) - timedelta(hours=1)
+    with database.session() as session:
+        session.add(
+            ReplayRun(
+                kind="run",
+                status="running",
+                trace="t",
+                trace_format="long",
+                policies=["hpa"],
+                seeds=1,
+                config={},
+                created_by="x",
+                created_at=old,
+                heartbeat_at=old,
+                progress=0.4,
+            )
+        )
+    with database.session() as session:
+        result = fail_stale(session, settings_for(migrated_url))
+    assert len(result["failed"]) == 1
+    with database.engine.connect() as connection:
+        status, error = connection.execute(text("SELECT status, error FROM replays")).one()
+    assert status == "failed" and "interrupted" in error
