@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from service import migrate
@@ -27,6 +28,11 @@ PG_HOST = os.environ.get("FORESIGHT_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("FORESIGHT_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("FORESIGHT_TEST_PG_USER", "postgres")
 REQUIRE_POSTGRES = os.environ.get("FORESIGHT_REQUIRE_POSTGRES") == "1"
+# CI runs the property tests derandomized (same examples every run, so a red CI is reproducible);
+# a developer's run keeps exploring new examples.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if REQUIRE_POSTGRES or os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 TABLES = (
     "replays", "forecasts", "decision_events", "outcomes", "decisions", "node_events", "samples", "series",
     "nodes", "workloads", "power_domains", "clusters", "models", "api_keys", "job_runs",
