@@ -10,7 +10,8 @@ workload. Each CLI name maps onto registered code (`policies/`, `forecasting/`),
   window's highest median and the last observation (Crane's EHPA rule);
 * `bayesian` -> `bayesian_scaling` fed by a forecaster (`seasonal_naive` by default) updated with every
   new observation and refit every `refit_every` decisions;
-* `oracle` -> perfect foresight: the replicas the true future load of the window needs. The only adapter
+* `oracle` -> perfect foresight: the replicas the true future load of the window needs at the highest
+  utilisation that meets the SLO, knowing the window's interference and failures. The only adapter
   given the future, and only for this lower bound.
 """
 
@@ -29,7 +30,7 @@ from policies.baselines import StaticPeakPolicy
 from policies.catalog import load_all
 from policies.distribution import QuantileForecast
 from policies.scaling import ScalingInput
-from policies.types import build_policy
+from policies.types import Decision, build_policy
 from service.replay.traces import ReplayError
 
 POLICIES: dict[str, str] = {
@@ -110,15 +111,19 @@ class PureAdapter:
             recent_recommendations=tuple(self.recent[w]),
         )
 
-    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> int:
-        return int(self.policy.decide(self.inputs(view, w, forecast)).params["replicas"])
+    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
+        return self.policy.decide(self.inputs(view, w, forecast))
 
     def decide(self, view: PolicyView) -> np.ndarray:
         forecasts = self.forecasts(view)
         out = np.empty(len(self.capacity), dtype=int)
         for w in range(len(self.capacity)):
-            out[w] = self.choose(view, w, forecasts[w])
-            self.recent[w].append((view.now_s, int(out[w])))
+            decision = self.choose(view, w, forecasts[w])
+            out[w] = int(decision.params["replicas"])
+            # stabilization windows look at what was recommended, not at what the guardrails let through
+            # (as the service does): recording the clamped answer would ratchet replicas up for good
+            wanted = int(decision.details.get("wanted_replicas", out[w]))
+            self.recent[w].append((view.now_s, wanted))
         return out
 
 
@@ -129,9 +134,8 @@ class StaticAdapter(PureAdapter):
         super().__init__(*args)
         self.peaks = peaks
 
-    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> int:
-        policy = StaticPeakPolicy(peak_load=float(self.peaks[w]))
-        return int(policy.decide(self.inputs(view, w, None)).params["replicas"])
+    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
+        return StaticPeakPolicy(peak_load=float(self.peaks[w])).decide(self.inputs(view, w, None))
 
 
 class ForecastAdapter(PureAdapter):
@@ -188,31 +192,50 @@ class ForecastAdapter(PureAdapter):
 class FftPeriodAdapter(ForecastAdapter):
     """Crane-style predictive scaling: `static_peak` at max(window max of FFT median, last observation)."""
 
-    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> int:
+    def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
         last = float(view.observations[-1, w]) if len(view.observations) else 0.0
         peak = max(float(forecast.median().max()), last) if forecast is not None else last
         inputs = self.inputs(view, w, None)
-        if forecast is None and not len(view.observations):
-            return int(inputs.current_replicas)
-        return int(StaticPeakPolicy(peak_load=peak).decide(inputs).params["replicas"])
+        if forecast is None and not len(view.observations):  # nothing seen yet: hold
+            peak = float(inputs.current_replicas) * inputs.usable_capacity
+        return StaticPeakPolicy(peak_load=peak).decide(inputs)
 
 
 class OracleAdapter:
-    """Perfect foresight: replicas for the highest true load of [now, now + interval + cold start]."""
+    """Perfect foresight: the replicas the highest true load of [now, now + interval + cold start] needs,
+    at the serving model's safe utilisation (the highest that still meets the SLO), with capacity slowed
+    by the interference the engine says the window holds, plus one node's replicas when the (seeded,
+    known) failure schedule takes a node down in the window. It is the bound the others are measured
+    against, so it is told everything a policy could not know."""
 
     name = "oracle"
 
     def __init__(
-        self, future_load: np.ndarray, capacity: np.ndarray, steps_ahead: int, cfg: dict[str, Any]
+        self,
+        future_load: np.ndarray,
+        capacity: np.ndarray,
+        steps_ahead: int,
+        cfg: dict[str, Any],
+        safe_utilisation: float,
+        failure_steps: np.ndarray,
+        replicas_per_node: int,
     ) -> None:
         self.future_load, self.capacity, self.ahead = future_load, capacity, steps_ahead
-        self.util = float(cfg.get("oracle_utilisation", 0.95))
+        self.util = float(cfg.get("oracle_utilisation", safe_utilisation - 0.01))
+        if not 0.0 < self.util <= 1.0:
+            raise ReplayError(f"scaling.oracle_utilisation must lie in (0, 1], got {self.util}")
         self.min_r = int(cfg.get("min_replicas", 1))
+        self.failure_steps = np.sort(np.asarray(failure_steps, dtype=int))
+        self.spare = int(replicas_per_node)
 
-    def decide_at(self, step: int) -> np.ndarray:
+    def decide_at(self, step: int, speed: float = 1.0) -> np.ndarray:
         window = self.future_load[step : step + self.ahead + 1]
-        need = np.ceil(window.max(axis=0) / (self.capacity * self.util) - 1e-9)
-        return np.maximum(need, self.min_r).astype(int)
+        need = np.ceil(window.max(axis=0) / (self.capacity * self.util * max(speed, 1e-3)) - 1e-9)
+        need = np.maximum(need, self.min_r).astype(int)
+        lo, hi = np.searchsorted(self.failure_steps, [step, step + self.ahead + 1])
+        if hi > lo:  # a node fails in the window: hold its replicas in reserve, on the largest workload
+            need[int(np.argmax(need))] += self.spare
+        return need
 
     def decide(self, view: PolicyView) -> np.ndarray:  # pragma: no cover - the engine calls decide_at
         raise ReplayError("the oracle decides from the future load; the engine calls decide_at")
@@ -230,13 +253,24 @@ def build_adapter(
     future_load: np.ndarray,
     steps_ahead: int,
     seed: int,
+    oracle_facts: dict[str, Any] | None = None,
 ) -> PureAdapter | OracleAdapter:
-    """The adapter for a CLI policy name (see `POLICIES`)."""
+    """The adapter for a CLI policy name (see `POLICIES`). `oracle_facts` carries what only the oracle is
+    told: `safe_utilisation`, `failure_steps` and `replicas_per_node`."""
     load_all()
     if name not in POLICIES:
         raise ReplayError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
     if name == "oracle":
-        return OracleAdapter(future_load, capacity, steps_ahead, cfg)
+        facts = oracle_facts or {}
+        return OracleAdapter(
+            future_load,
+            capacity,
+            steps_ahead,
+            cfg,
+            float(facts.get("safe_utilisation", 0.96)),
+            np.asarray(facts.get("failure_steps", []), dtype=int),
+            int(facts.get("replicas_per_node", 0)),
+        )
     if name == "static-peak":
         return StaticAdapter(peaks, name, capacity, interval_s, cfg, None)
     if name == "bayesian":

@@ -86,7 +86,12 @@ def simulate(
     cluster = build_cluster(ccfg, peak_replicas, steps, dt, seed)
     power = PowerModel(dict(config.get("power", {})), cluster.nodes, cluster.gpus_per_node, dt)
     try:
-        adapter = build_adapter(policy, scfg, cap, k * dt, peaks, load[:steps], k + cold, seed)
+        oracle_facts = {
+            "safe_utilisation": serving.safe_utilisation,
+            "failure_steps": [f.step for f in cluster.failures],
+            "replicas_per_node": cluster.replicas_per_node,
+        }
+        adapter = build_adapter(policy, scfg, cap, k * dt, peaks, load[:steps], k + cold, seed, oracle_facts)
     except PolicyError as exc:
         raise ReplayError(f"policy {policy!r}: {exc}") from None
     rec = Recorder(steps, n_w)
@@ -95,7 +100,7 @@ def simulate(
     pending = np.zeros((cold + 1, n_w), dtype=int)  # ring buffer by ready step
     backlog = np.zeros(n_w)
     violations = np.zeros((n_w, 2), dtype=int)
-    overloaded = np.zeros(n_w, dtype=bool)
+    interval_capacity = np.full(n_w, np.inf)  # lowest serving capacity of the interval in progress
     desired_prev = ready.copy()
     actions, loss = 0, np.zeros(cluster.nodes)
     for s in range(steps):
@@ -109,13 +114,15 @@ def simulate(
             before[failure.node] = 0
         if s % k == 0:
             j = s // k
-            if s:
+            if s:  # the interval just finished: was its observation above capacity x target?
                 violations[:, 0] += 1
-                violations[:, 1] += overloaded
-                overloaded[:] = False
+                violations[:, 1] += obs_all[j - 1] > interval_capacity * util_target
+                interval_capacity[:] = np.inf
             current = ready + pending.sum(axis=0)
             if isinstance(adapter, OracleAdapter):
-                desired = adapter.decide_at(s)
+                first = adapter.decide_at(s)
+                placed = cluster.placement(int(first.sum()), now)
+                desired = adapter.decide_at(s, window_speed(cluster, placed, loss, now, (k + cold) * dt))
             else:
                 view = PolicyView(now, obs_all[:j], current.copy(), violations.copy())
                 desired = np.asarray(adapter.decide(view), dtype=int)
@@ -152,7 +159,7 @@ def simulate(
         speed = float(((1.0 - deg) * (1.0 - loss) * weight).sum()) if on_node.sum() else 1.0
         speeds = np.full(n_w, speed)
         result = serving.step(s, ready * cap, speeds, backlog)
-        overloaded |= load[s] > ready * cap * speeds * util_target
+        interval_capacity = np.minimum(interval_capacity, ready * cap * speeds)
         busy = ready.sum()
         batch = float((result.batch * ready).sum() / busy) if busy else 0.0
         util = float((result.utilisation * ready).sum() / busy) if busy else 0.0
@@ -182,6 +189,16 @@ def simulate(
         "forecaster_error": getattr(adapter, "last_error", None),
     }
     return rec, facts
+
+
+def window_speed(cluster: Any, placed: np.ndarray, loss: np.ndarray, now: float, span_s: float) -> float:
+    """The slowest replica-weighted speed, (1 - interference) x (1 - power-cap loss), over the hours
+    of [now, now + span] (what the oracle is told about the capacity it will get)."""
+    weight = placed / placed.sum() if placed.sum() else cluster.up(now) / max(cluster.up(now).sum(), 1)
+    hours = range(int(now // 3600.0), int((now + span_s) // 3600.0) + 1)
+    return min(
+        float(((1.0 - cluster.degradation_at(h * 3600.0)) * (1.0 - loss) * weight).sum()) for h in hours
+    )
 
 
 def _remove(ready: np.ndarray, count: int) -> np.ndarray:

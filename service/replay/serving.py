@@ -80,6 +80,12 @@ class LlmServing:
             raise ReplayError(f"serving.slo_metric must be 'ttft' or 'latency', got {self.slo_metric!r}")
         self.slo_s = float(config.get("slo_seconds", 3.0))
 
+    @property
+    def safe_utilisation(self) -> float:
+        """Highest utilisation that still meets the SLO with no queue: continuous batching keeps TTFT
+        flat until the slots run out, so only a thin margin is kept."""
+        return 0.95
+
     def token_s(self, batch: np.ndarray) -> np.ndarray:
         return np.interp(batch, self.profile.batch_sizes, self.profile.token_ms) / 1000.0
 
@@ -162,6 +168,11 @@ class RateServing:
         self.max_batch = 1
         if self.service_s <= 0 or self.slo_s <= 0:
             raise ReplayError("serving.service_time_seconds and serving.slo_seconds must be positive")
+
+    @property
+    def safe_utilisation(self) -> float:
+        """Highest utilisation that meets the SLO with no queue: service / (1 - rho) = SLO."""
+        return float(np.clip(1.0 - self.service_s / self.slo_s, 0.05, 0.95))
 
     def observed_load(self) -> np.ndarray:
         return self.load
