@@ -1,0 +1,215 @@
+"""The replay goals of issue 5, measured: Foresight's Bayesian policy against static peak, HPA and the oracle.
+
+For each trace it replays the baselines once and the `bayesian` policy along a sweep of its risk budget ε
+(the knob an operator turns). The Bayesian policy bounds P(load > replicas x capacity x u) with u the
+serving model's safe utilisation (the highest at which the latency model still meets the SLO: 0.9 for
+NAB, 0.95 for the LLM trace); HPA runs at the usual 0.8 target and, for reference, at that same u.
+Then it checks the two goals:
+
+1. replica-hours at least 30 % below static peak (at the default ε and at the best ε);
+2. fewer SLA violations than HPA at no more replica-hours than HPA (iso-cost: among the ε whose
+   replica-hours are at most HPA's, the one with the fewest violations).
+
+Traces and their set-up (every policy sees the same observations, the same cluster, the same seeded
+interference and failures):
+
+* `azure`: the Azure LLM code trace (`../shared/data/azure_llm_inference_2023`, 57 min, tiled 3x, first
+  10 min unscored), llama2-70b on 4 x A100 replicas with 4 batch slots, 60 s decisions on the mean
+  load of each minute, TTFT SLO 3 s.
+* `nab`: NAB CloudWatch EC2 CPU series (`../shared/data/nab_cloud/realAWSCloudwatch`, 14 days of 5-min
+  samples), 60 s steps, 5-min decisions, first day unscored, capacity `auto` (p99 / 8 per replica),
+  latency SLO 10 x service time (so utilisation up to 0.9 meets it).
+
+Writes `bench/results/replay/goals.json` and `docs/replay-results.md` (tables and the trade-off figures).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py [--traces azure,nab] [--nab-series 5f5533,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from service.replay.engine import run_replay
+from service.replay.serving import build_serving
+from service.replay.traces import load_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+AZURE_TRACE = SHARED / "azure_llm_inference_2023" / "AzureLLMInferenceTrace_code.csv"
+NAB_DIR = SHARED / "nab_cloud" / "realAWSCloudwatch"
+AZURE_CONFIG: dict[str, Any] = {
+    "tile": 3,
+    "warmup_seconds": 600,
+    "serving": {"max_batch": 4},
+    "scaling": {"min_observations": 10},
+}
+NAB_CONFIG: dict[str, Any] = {"step_seconds": 60, "decision_interval_seconds": 300, "warmup_seconds": 86400}
+BASELINES = ("static-peak", "hpa", "oracle")
+DEFAULT_EPSILON = 0.05
+METRICS = ("replica_hours", "sla_violation_rate", "p99_latency_s", "scaling_actions", "node_failures")
+
+
+def overlay(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = overlay(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def safe_utilisation(trace: Path, fmt: str, config: dict[str, Any]) -> float:
+    """The highest utilisation at which the serving model still meets the SLO with no queue."""
+    loaded = load_trace(trace, fmt, float(config.get("step_seconds", 10.0)), 1.0, 1)
+    return build_serving(loaded, dict(config.get("serving", {}))).safe_utilisation
+
+
+def measure(
+    trace: Path, fmt: str, config: dict[str, Any], epsilons: list[float], penalty: float, seed: int, bar: Any
+) -> dict[str, Any]:
+    """Baselines once, Bayesian per ε; every run's headline metrics. The Bayesian policy bounds the risk
+    of load above the SLO's safe utilisation; HPA runs at its usual 0.8 target and, for reference, at the
+    same safe utilisation."""
+    runs: dict[str, dict[str, Any]] = {}
+    safe = safe_utilisation(trace, fmt, config)
+    for policy in BASELINES:
+        summary = run_replay(trace, fmt, policy, config, seed, None, report=False)
+        runs[policy] = {m: summary.get(m) for m in METRICS}
+        bar()
+    at_safe = overlay(config, {"scaling": {"target_utilisation": safe}})
+    summary = run_replay(trace, fmt, "hpa", at_safe, seed, None, report=False)
+    runs[f"hpa target={safe:g}"] = {m: summary.get(m) for m in METRICS}
+    bar()
+    for eps in epsilons:
+        cfg = overlay(at_safe, {"scaling": {"epsilon": eps, "sla_penalty": penalty}})
+        summary = run_replay(trace, fmt, "bayesian", cfg, seed, None, report=False)
+        runs[f"bayesian ε={eps:g}"] = {m: summary.get(m) for m in METRICS} | {"epsilon": eps}
+        bar()
+    return runs
+
+
+def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The two goals for one trace, from its runs."""
+    static, hpa = runs["static-peak"], runs["hpa"]
+    bayes = {k: v for k, v in runs.items() if k.startswith("bayesian")}
+    default = next((v for v in bayes.values() if v["epsilon"] == DEFAULT_EPSILON), None)
+    iso = [v for v in bayes.values() if v["replica_hours"] <= hpa["replica_hours"]]
+    best_iso = min(iso, key=lambda v: (v["sla_violation_rate"], v["replica_hours"])) if iso else None
+
+    def saving(run: dict[str, Any] | None) -> float | None:
+        return None if run is None else 1.0 - run["replica_hours"] / static["replica_hours"]
+
+    return {
+        "saving_vs_static_default_eps": saving(default),
+        "saving_vs_static_best_iso": saving(best_iso),
+        "oracle_saving_vs_static": saving(runs["oracle"]),
+        "iso_cost_epsilon": None if best_iso is None else best_iso["epsilon"],
+        "iso_cost_violations": None if best_iso is None else best_iso["sla_violation_rate"],
+        "hpa_violations": hpa["sla_violation_rate"],
+        "goal_30pct_met": bool(best_iso is not None and (saving(best_iso) or 0.0) >= 0.30),
+        "goal_beats_hpa_met": bool(
+            best_iso is not None and best_iso["sla_violation_rate"] < hpa["sla_violation_rate"]
+        ),
+    }
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def markdown(results: dict[str, Any], command: str) -> str:
+    lines = [
+        "# Replay results: Foresight's Bayesian policy vs static peak, HPA and the oracle",
+        "",
+        f"Generated by `{command}` (`bench/replay_goals.py`; set-up in its docstring and in docs/replay.md).",
+        "",
+    ]
+    for name, block in results.items():
+        v = block["verdict"]
+        lines += [f"## {name}", "", f"Trace: `{block['trace']}`; config `{json.dumps(block['config'])}`", ""]
+        lines += [
+            "| run | replica-hours | SLA violations | p99 latency s | scaling actions |",
+            "|---|---|---|---|---|",
+        ]
+        for run, m in block["runs"].items():
+            lines.append(
+                f"| {run} | {m['replica_hours']:.2f} | {pct(m['sla_violation_rate'])} | "
+                f"{m['p99_latency_s']:.2f} | {m['scaling_actions']} |"
+            )
+        lines += [
+            "",
+            f"- Bayesian at the default ε={DEFAULT_EPSILON:g}: "
+            f"{pct(v['saving_vs_static_default_eps'])} fewer replica-hours than static peak.",
+            f"- Iso-cost against HPA (ε with replica-hours ≤ HPA's and the fewest violations): "
+            f"ε={v['iso_cost_epsilon']}, violations {pct(v['iso_cost_violations'])} vs HPA "
+            f"{pct(v['hpa_violations'])}; {pct(v['saving_vs_static_best_iso'])} below static peak.",
+            f"- Oracle: {pct(v['oracle_saving_vs_static'])} below static peak.",
+            f"- Goal ≥ 30 % below static peak: **{'met' if v['goal_30pct_met'] else 'not met'}**; "
+            f"goal fewer violations than HPA at ≤ its replica-hours: "
+            f"**{'met' if v['goal_beats_hpa_met'] else 'not met'}**.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--traces", default="azure,nab")
+    parser.add_argument(
+        "--nab-series", default="5f5533", help="ec2_cpu_utilization_<id> files, comma-separated"
+    )
+    parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4")
+    parser.add_argument("--penalty", type=float, default=5.0, help="the Bayesian policy's SLA penalty")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "replay" / "goals.json")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "replay-results.md")
+    args = parser.parse_args()
+    epsilons = [float(e) for e in args.epsilons.split(",")]
+    jobs: list[tuple[str, Path, str, dict[str, Any]]] = []
+    if "azure" in args.traces.split(","):
+        jobs.append(("Azure LLM code trace", AZURE_TRACE, "azure-llm", AZURE_CONFIG))
+    if "nab" in args.traces.split(","):
+        for series in args.nab_series.split(","):
+            path = NAB_DIR / f"ec2_cpu_utilization_{series}.csv"
+            jobs.append((f"NAB {path.stem}", path, "long", NAB_CONFIG))
+    console = Console()
+    results: dict[str, Any] = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("replays", total=len(jobs) * (len(BASELINES) + 1 + len(epsilons)))
+        for name, path, fmt, config in jobs:
+            runs = measure(
+                path, fmt, config, epsilons, args.penalty, args.seed, lambda: progress.advance(task)
+            )
+            results[name] = {"trace": str(path.relative_to(ROOT.parent)), "config": config, "runs": runs}
+            results[name]["verdict"] = verdict(runs)
+    for name, block in results.items():
+        table = Table(title=name)
+        for column in ("run", "replica-hours", "violations", "p99 s"):
+            table.add_column(column, justify="right")
+        for run, m in block["runs"].items():
+            table.add_row(
+                run, f"{m['replica_hours']:.2f}", pct(m["sla_violation_rate"]), f"{m['p99_latency_s']:.2f}"
+            )
+        console.print(table)
+        console.print(block["verdict"])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    command = (
+        "OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py "
+        f"--traces {args.traces} --nab-series {args.nab_series} --epsilons {args.epsilons} "
+        f"--penalty {args.penalty:g}"
+    )
+    args.doc.write_text(markdown(results, command) + "\n")
+    console.print(f"wrote {args.output} and {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
