@@ -1,11 +1,11 @@
 """Does a replay sweep on Ray scale with the cores it is given?
 
-Runs one grid (NAB CloudWatch series of `service/sample_data/nab/` x policies x seeds) three times: serially
+Runs one grid (the NAB series of `service/sample_data/nab/` x policies x seeds) three times: serially
 in this process (the reference), on a local Ray with 1 CPU, and on a local Ray with `--cpus` CPUs, and
 prints cells per second and the speed-up of each against the 1-CPU Ray run. On an idle 2-core machine the
 ideal is 2.0x; the serial run shows what Ray itself costs.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/replay_sweep_scaling.py [--cpus 2] [--seeds 2] [--max-steps 6000]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/replay_sweep_scaling.py [--cpus 2] [--max-steps 20000]
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--max-steps", type=int, default=6000, help="steps per cell (60 s steps)")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--max-steps", type=int, default=20000, help="steps per cell (60 s steps)")
     parser.add_argument("--policies", default="hpa,vpa,static-peak")
     args = parser.parse_args()
-    traces = [(str(p), "long") for p in sorted(NAB.glob("ec2_cpu*.csv"))]
+    traces = [(str(p), "long") for p in sorted(NAB.glob("*.csv"))]
     base = {"step_seconds": 60, "decision_interval_seconds": 300, "max_steps": args.max_steps}
     cells = grid(traces, args.policies.split(","), args.seeds, {}, base)
     console = Console()
