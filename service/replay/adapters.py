@@ -267,7 +267,7 @@ def build_adapter(
             capacity,
             steps_ahead,
             cfg,
-            float(facts.get("safe_utilisation", 0.96)),
+            float(facts.get("safe_utilisation", 0.96)),  # alone (tests): 0.95, as before
             np.asarray(facts.get("failure_steps", []), dtype=int),
             int(facts.get("replicas_per_node", 0)),
         )

@@ -19,7 +19,7 @@ import numpy as np
 
 from policies.types import PolicyError
 from service.replay.adapters import OracleAdapter, PolicyView, build_adapter, replicas_for
-from service.replay.cluster import build_cluster
+from service.replay.cluster import Cluster, build_cluster
 from service.replay.power import PowerModel
 from service.replay.serving import build_serving
 from service.replay.traces import ReplayError, Trace, load_trace
@@ -191,7 +191,7 @@ def simulate(
     return rec, facts
 
 
-def window_speed(cluster: Any, placed: np.ndarray, loss: np.ndarray, now: float, span_s: float) -> float:
+def window_speed(cluster: Cluster, placed: np.ndarray, loss: np.ndarray, now: float, span_s: float) -> float:
     """The slowest replica-weighted speed, (1 - interference) x (1 - power-cap loss), over the hours
     of [now, now + span] (what the oracle is told about the capacity it will get)."""
     weight = placed / placed.sum() if placed.sum() else cluster.up(now) / max(cluster.up(now).sum(), 1)
