@@ -36,6 +36,11 @@ from policies.power_model import (
 from policies.types import Candidate, Decision, GuardrailEffect, InvalidPolicyInput, register
 
 
+def threshold_watts(budget: float, t1: float, t2: float, t_uncap: float) -> dict[str, float]:
+    """The POLCA thresholds in watts for a domain budget (T1, T2 and the uncap level are fractions)."""
+    return {"budget": budget, "T1": t1 * budget, "T2": t2 * budget, "uncap": t_uncap * budget}
+
+
 def _check_thresholds(t1: float, t2: float, t_uncap: float, uncap_windows: int) -> None:
     if not 0.0 < t_uncap < t1 <= t2 <= 1.0:
         raise InvalidPolicyInput(f"thresholds need 0 < t_uncap < t1 <= t2 <= 1, got {t_uncap}, {t1}, {t2}")
@@ -150,12 +155,7 @@ class ReactivePowerPolicy:
         }
         model = DomainModel(servers, demand)
         point = QuantileForecast.point(float(demand.sum()))
-        thresholds = {
-            "budget": budget,
-            "T1": self.t1 * budget,
-            "T2": self.t2 * budget,
-            "uncap": self.t_uncap * budget,
-        }
+        thresholds = threshold_watts(budget, self.t1, self.t2, self.t_uncap)
         weights = priority_weights(servers, self.priority_weight)
         evals = {k: model.evaluate(p, point, thresholds, weights) for k, p in plans.items()}
         if total > budget:
@@ -285,12 +285,7 @@ class PolcaPowerPolicy:
         names = [s.name for s in servers]
         model = DomainModel(servers, demand, self.brake_fraction, self.brake_throughput)
         dem = demand_forecast(inputs, measured, demand)
-        thresholds = {
-            "budget": budget,
-            "T1": self.t1 * budget,
-            "T2": self.t2 * budget,
-            "uncap": self.t_uncap * budget,
-        }
+        thresholds = threshold_watts(budget, self.t1, self.t2, self.t_uncap)
         weights = priority_weights(servers, self.priority_weight)
         plans = [
             Plan("uncapped", "none", (None,) * len(servers)),

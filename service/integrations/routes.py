@@ -3,15 +3,19 @@ Prometheus exposition of forecasts and recommendations and the KEDA metrics-api 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.orm import Session
 
 from service.auth.schemas import Principal
+from service.config import Settings
 from service.deps import SessionDep, SettingsDep, require
 from service.errors import ForesightError
 from service.integrations import exports, keda, otlp, receive, remote_write
+from service.integrations.convert import RawBatch
 from service.integrations.schemas import KedaOut, ReceiveResult
 from service.ops.metrics import REJECTED_BATCHES
 from service.telemetry.routes import read_body
@@ -33,8 +37,26 @@ RECEIVER_ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _rates(counters: str | None, default: bool) -> bool:
-    return default if counters is None else counters == "rate"
+def _receive(
+    session: Session,
+    settings: Settings,
+    after_commit: BackgroundTasks,
+    source: str,
+    counters: str | None,
+    parse: Callable[[], RawBatch],
+) -> ReceiveResult:
+    """What both receivers do with a body: parse it, store it whole or not at all in the request's
+    transaction, count a rejection by its code, and record the metrics once the commit is done."""
+    rates = settings.counters_as_rates if counters is None else counters == "rate"
+    try:
+        with timed("parse"):
+            raw = parse()
+        result = receive.store(session, raw, settings, source=source, rates=rates)
+    except ForesightError as error:
+        REJECTED_BATCHES.labels(error.code).inc()
+        raise
+    after_commit.add_task(receive.record_metrics, result)
+    return result
 
 
 @router.post(
@@ -53,18 +75,12 @@ def prometheus_remote_write(
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
 ) -> ReceiveResult:
-    try:
-        with timed("parse"):
-            remote_write.check_headers(content_type, content_encoding)
-            raw = remote_write.decode(body, settings.max_body_bytes)
-        result = receive.store(
-            session, raw, settings, source="remote_write", rates=_rates(counters, settings.counters_as_rates)
-        )
-    except ForesightError as error:
-        REJECTED_BATCHES.labels(error.code).inc()
-        raise
-    after_commit.add_task(receive.record_metrics, result)
-    return result
+
+    def parse() -> RawBatch:
+        remote_write.check_headers(content_type, content_encoding)
+        return remote_write.decode(body, settings.max_body_bytes)
+
+    return _receive(session, settings, after_commit, "remote_write", counters, parse)
 
 
 @router.post(
@@ -86,19 +102,18 @@ def otlp_metrics(
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
-    try:
-        with timed("parse"):
-            raw, media = otlp.read(body, content_type, content_encoding, settings.max_body_bytes)
-        result = receive.store(
-            session, raw, settings, source="otlp", rates=_rates(counters, settings.counters_as_rates)
-        )
-    except ForesightError as error:
-        REJECTED_BATCHES.labels(error.code).inc()
-        raise
-    after_commit.add_task(receive.record_metrics, result)
+    answer_in: list[str] = []  # the media type the request came in, to answer in the same
+
+    def parse() -> RawBatch:
+        raw, media = otlp.read(body, content_type, content_encoding, settings.max_body_bytes)
+        answer_in.append(media)
+        return raw
+
+    result = _receive(session, settings, after_commit, "otlp", counters, parse)
     rejected = sum(result.dropped.values())
     reasons = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
-    content, media_type = otlp.answer(media, rejected, f"points left out ({reasons})" if rejected else "")
+    message = f"points left out ({reasons})" if rejected else ""
+    content, media_type = otlp.answer(answer_in[0], rejected, message)
     return Response(content, media_type=media_type)
 
 
