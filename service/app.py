@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from policies.catalog import load_all as load_all_policies
 from service.auth.routes import router as keys_router
 from service.config import Settings, get_settings
+from service.dashboard.routes import PageAnswer, answer_early
 from service.dashboard.routes import router as dashboard_router
 from service.db import Database, is_unavailable_error
 from service.decisions.jobs import expire_job
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _register_error_handlers(app: FastAPI, settings: Settings) -> None:
+    app.add_exception_handler(PageAnswer, answer_early)  # dashboard: login redirect / 403 page
+
     @app.exception_handler(ForesightError)
     async def foresight_error(_: Request, error: ForesightError) -> JSONResponse:
         return JSONResponse(error.to_body(), status_code=error.status_code, headers=error.headers())

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import plotly
-from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -55,15 +55,45 @@ def _refused(request: Request, user: User | None, why: str) -> HTMLResponse:
     return _page(request, "error.html", user, status=403, message=why)
 
 
-def _operator(request: Request, user: User | None, token: str) -> HTMLResponse | None:
-    """None when `user` may change things with this form; otherwise the 403 page."""
+class PageAnswer(Exception):
+    """Raised by a page dependency to answer at once: the login redirect, or the 403 page."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("page answered early")
+        self.response = response
+
+
+async def answer_early(_: Request, raised: Exception) -> Response:
+    """The app's handler for `PageAnswer` (registered in `service.app`)."""
+    assert isinstance(raised, PageAnswer)
+    return raised.response
+
+
+def viewer(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+    """The logged-in user of a page; without a session, straight to the login page."""
+    user = sessions.current_user(request, session, settings)
     if user is None:
-        return _refused(request, None, "log in first")
+        raise PageAnswer(_to_login())
+    return user
+
+
+def operator(request: Request, session: SessionDep, settings: SettingsDep, token: Csrf = "") -> User:
+    """The user behind a form that changes something: logged in, the form's CSRF token right, and the
+    'operate' scope; otherwise the 403 page says which of them failed."""
+    user = sessions.current_user(request, session, settings)
+    if user is None:
+        raise PageAnswer(_refused(request, None, "log in first"))
     if not sessions.csrf_ok(user, token):
-        return _refused(request, user, "the form's CSRF token is missing or wrong; reload the page")
+        raise PageAnswer(
+            _refused(request, user, "the form's CSRF token is missing or wrong; reload the page")
+        )
     if not user.can_operate:
-        return _refused(request, user, "your API key lacks the 'operate' scope")
-    return None
+        raise PageAnswer(_refused(request, user, "your API key lacks the 'operate' scope"))
+    return user
+
+
+Viewer = Annotated[User, Depends(viewer)]
+Operator = Annotated[User, Depends(operator)]
 
 
 @router.get("/static/{name}")
@@ -121,20 +151,12 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep, token: 
 
 
 @router.get("/", response_model=None)
-def overview(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def overview(request: Request, session: SessionDep, user: Viewer) -> Response:
     return _page(request, "overview.html", user, **views.overview(session))
 
 
 @router.get("/workloads/{cluster}/{name:path}", response_model=None)
-def workload(
-    request: Request, session: SessionDep, settings: SettingsDep, cluster: str, name: str
-) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def workload(request: Request, session: SessionDep, user: Viewer, cluster: str, name: str) -> Response:
     try:
         context = views.workload(session, cluster, name)
     except NotFound as error:
@@ -143,10 +165,7 @@ def workload(
 
 
 @router.get("/power", response_model=None)
-def power(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def power(request: Request, session: SessionDep, user: Viewer) -> Response:
     return _page(request, "power.html", user, **views.power(session))
 
 
@@ -154,18 +173,13 @@ def power(request: Request, session: SessionDep, settings: SettingsDep) -> Respo
 def ask_oversubscription(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    token: Csrf = "",
+    user: Operator,
     domain: Annotated[str, Form()] = "",
     cluster: Annotated[str, Form()] = "",
     profile: Annotated[str, Form()] = "a100",
     gpus: Annotated[int, Form()] = 8,
     priority: Annotated[int, Form()] = 0,
 ) -> Response:
-    user = sessions.current_user(request, session, settings)
-    refused = _operator(request, user, token)
-    if refused is not None or user is None:
-        return refused or _to_login()
     try:
         query = OversubscriptionQuery(
             domain=domain, cluster=cluster or None, profile=profile, gpus=gpus, priority=priority
@@ -182,10 +196,7 @@ def ask_oversubscription(
 
 
 @router.get("/nodes", response_model=None)
-def nodes(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def nodes(request: Request, session: SessionDep, user: Viewer) -> Response:
     return _page(request, "nodes.html", user, **views.nodes_page(session))
 
 
@@ -193,15 +204,12 @@ def nodes(request: Request, session: SessionDep, settings: SettingsDep) -> Respo
 def decisions_page(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
+    user: Viewer,
     kind: str = "",
     status: str = "",
     target: str = "",
     actor: str = "",
 ) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
     filters = {
         "kind": kind or None,
         "status": status or None,
@@ -215,16 +223,11 @@ def decisions_page(
 def decide(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
+    user: Operator,
     decision_id: int,
     verdict: str,
-    token: Csrf = "",
     note: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    user = sessions.current_user(request, session, settings)
-    refused = _operator(request, user, token)
-    if refused is not None or user is None:
-        return refused or _to_login()
     status = {"approve": "approved", "reject": "rejected"}.get(verdict)
     if status is None:
         return _page(request, "error.html", user, status=404, message=f"no action {verdict!r}")
@@ -238,10 +241,7 @@ def decide(
 
 
 @router.get("/replays", response_model=None)
-def replays_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def replays_page(request: Request, session: SessionDep, user: Viewer) -> Response:
     runs = replays.page(session, 50, 0)
     return _page(request, "replays.html", user, runs=runs.items, traces=replays.traces())
 
@@ -250,9 +250,8 @@ def replays_page(request: Request, session: SessionDep, settings: SettingsDep) -
 def start_replay(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
+    user: Operator,
     tasks: BackgroundTasks,
-    token: Csrf = "",
     trace: Annotated[str, Form()] = "",
     policies: Annotated[str, Form()] = "hpa",
     seeds: Annotated[int, Form(ge=1, le=20)] = 1,
@@ -260,10 +259,6 @@ def start_replay(
     trace_format: Annotated[str, Form()] = "long",
     upload: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    user = sessions.current_user(request, session, settings)
-    refused = _operator(request, user, token)
-    if refused is not None or user is None:
-        return refused or _to_login()
     names = [p.strip() for p in policies.split(",") if p.strip()]
     body: dict[str, Any] = {"policy": names[0]} if len(names) == 1 else {"policies": names, "seeds": seeds}
     try:
@@ -286,10 +281,7 @@ def start_replay(
 
 
 @router.get("/replays/{run_id}", response_model=None)
-def replay(request: Request, session: SessionDep, settings: SettingsDep, run_id: int) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def replay(request: Request, session: SessionDep, user: Viewer, run_id: int) -> Response:
     try:
         run = replays.get(session, run_id)
     except NotFound as error:
@@ -298,10 +290,7 @@ def replay(request: Request, session: SessionDep, settings: SettingsDep, run_id:
 
 
 @router.get("/replays/{run_id}/report", response_model=None)
-def replay_report(request: Request, session: SessionDep, settings: SettingsDep, run_id: int) -> Response:
-    user = sessions.current_user(request, session, settings)
-    if user is None:
-        return _to_login()
+def replay_report(request: Request, session: SessionDep, user: Viewer, run_id: int) -> Response:
     try:
         return HTMLResponse(replays.artifact(session, run_id, "report"))
     except DatabaseUnavailable:
