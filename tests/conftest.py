@@ -194,6 +194,5 @@ def admin_headers(make_key: Callable[..., str]) -> dict[str, str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests last, so the long Playwright session starts after everything else has run (the
-    Prometheus end-to-end tests, which failed after other tests in one process, now run in a process of
-    their own: see scripts/test.sh)."""
+    Prometheus end-to-end tests run in a process of their own: see scripts/test.sh)."""
     items.sort(key=lambda item: "tests/dashboard/test_browser.py" in item.nodeid.replace("\\", "/"))

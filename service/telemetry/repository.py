@@ -254,8 +254,7 @@ def raw_samples(
             ),
             {"sid": series_id, "start": to_epoch_us(start), "end": to_epoch_us(end)},
         ).all()
-        array = np.array(result, dtype=np.float64).reshape(-1, 2)
-        return array[:, 0].astype(np.int64), array[:, 1]
+        return _column(result, 0, np.int64), _column(result, 1, np.float64)
     rows = session.execute(
         select(Sample.ts, Sample.value)
         .where(Sample.series_id == series_id, Sample.ts >= start, Sample.ts < end)
@@ -285,8 +284,14 @@ def samples_of_series(
         f"SELECT series_id, {ts_sql}, value FROM samples WHERE {' AND '.join(clauses)} ORDER BY series_id, ts"
     ).bindparams(bindparam("ids", expanding=True))
     rows = session.execute(statement, params).all()
-    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return table[:, 0].astype(np.int64), np.array([row[1] for row in rows], dtype=np.int64), table[:, 2]
+    return _column(rows, 0, np.int64), _column(rows, 1, np.int64), _column(rows, 2, np.float64)
+
+
+def _column(rows: Sequence[Any], index: int, dtype: type[np.generic]) -> np.ndarray:
+    """One column of result rows as an array. Never `np.array(rows)`: numpy probes every SQLAlchemy Row
+    for the array protocols, and each probe raises and formats an AttributeError (~50x slower, and what
+    stalled remote-write batches whose counter look-back read many rows)."""
+    return np.fromiter((row[index] for row in rows), dtype=dtype, count=len(rows))
 
 
 def bucketed_samples_postgres(
