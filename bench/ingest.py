@@ -12,13 +12,9 @@ the server's time went (ingest phase histograms from /metrics).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -33,6 +29,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _server import scratch_server  # noqa: E402
+
 from service.telemetry.pgcopy import encode_samples  # noqa: E402
 
 NAB = ROOT / "service" / "sample_data" / "nab"
@@ -81,12 +79,6 @@ def make_batches(
         "value": values.reshape(-1),
     }
     return bodies, rows
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def send_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[float, int, int]:
@@ -166,35 +158,9 @@ def main() -> None:
         f"({sum(map(len, bodies)) / 1e6:.0f} MB JSON)"
     )
 
-    name = f"foresight_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(args.pg, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = psycopg.conninfo.make_conninfo(args.pg, dbname=name)
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
-    url_db = f"postgresql+psycopg://{params.get('user', 'postgres')}@{params['host']}:{params['port']}/{name}"
-    env = os.environ | {
-        "FORESIGHT_DATABASE_URL": url_db, "FORESIGHT_LOAD_SAMPLE_DATA": "false",
-        "FORESIGHT_BOOTSTRAP_ADMIN_KEY": "false", "FORESIGHT_LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    foresight = [sys.executable, "-m", "service.cli"]
-    server = None
-    try:
-        subprocess.run([*foresight, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-        created = subprocess.run([*foresight, "keys", "create", "--scope", "ingest"], env=env, check=True,
-                                 capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-        key = created.stdout.strip().splitlines()[-1]
-        port = free_port()
-        command = [*foresight, "serve", "--port", str(port), "--workers", str(args.workers)]
-        server = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with scratch_server(["ingest"], pg=args.pg, workers=args.workers) as server:
+        url, dsn, key = server.url, server.dsn, server.keys["ingest"]
+        assert dsn is not None
         api_runs = []
         for attempt in range(args.api_repeats):
             with psycopg.connect(dsn, autocommit=True) as connection:
@@ -231,12 +197,6 @@ def main() -> None:
                 copy_runs.append(time.perf_counter() - started)
                 connection.execute(f"DROP TABLE {table_name}")
             copy_seconds = float(np.median(copy_runs))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
     api_rate, copy_rate = total / api_seconds, total / copy_seconds
     table = Table(title=f"ingest of {total:,} samples, {args.clients} clients, {args.workers} server workers")

@@ -19,10 +19,8 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recommend_latency import free_port, seed
+from _server import scratch_server
+from recommend_latency import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "load.json"
@@ -284,36 +283,16 @@ def main() -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"foresight_load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = psycopg.conninfo.make_conninfo(args.pg, dbname=name)
-    env = os.environ | {
+    extra = {
         "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # as the Dockerfile sets it
-        "FORESIGHT_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
-        "FORESIGHT_LOAD_SAMPLE_DATA": "false", "FORESIGHT_BOOTSTRAP_ADMIN_KEY": "false",
-        "FORESIGHT_LOG_LEVEL": "WARNING", "FORESIGHT_JOBS_ENABLED": "false", "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
-    foresight = [sys.executable, "-m", "service.cli"]
-    server = None
-    try:
-        subprocess.run([*foresight, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-        keys = {}
-        for scope in ("admin", "ingest", "read", "operate"):
-            command = [*foresight, "keys", "create", "--scope", scope, "--name", f"load-{scope}"]
-            created = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
-            keys[scope] = {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
-        port = free_port()
-        command = [*foresight, "serve", "--port", str(port), "--workers", str(args.workers)]
-        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        "FORESIGHT_JOBS_ENABLED": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    scopes = ("admin", "ingest", "read", "operate")
+    with scratch_server(scopes, pg=args.pg, workers=args.workers, env=extra) as server:
+        url, dsn = server.url, server.dsn
+        assert dsn is not None
+        keys = {scope: server.bearer(scope) for scope in scopes}
         with console.status("seeding workloads and training the default forecaster"):
             await asyncio.to_thread(seed, url, keys["admin"], args.workloads)
         series = httpx.get(url + "/v1/series", params={"cluster": "bench"}, headers=keys["read"]).json()
@@ -333,12 +312,6 @@ async def run(args: argparse.Namespace) -> None:
             if args.soak_minutes:
                 soaked = await soak(traffic, server.pid, args.soak_rate, args.soak_minutes, args.rss_every)
             check = await resolve_and_count(http, keys, ledger, dsn)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-        with psycopg.connect(args.pg, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print_levels(levels)
     console.print("ingest check:", check)
     if soaked:

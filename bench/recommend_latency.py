@@ -13,31 +13,19 @@ the p99 ratio (goal: ≤ 3x).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
+from _server import scratch_server
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console()
 T0 = int(time.time()) - 3 * 86400
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def timed_calls(
@@ -109,50 +97,9 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="use a scratch SQLite file instead of Postgres")
     parser.add_argument("--pg", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = parser.parse_args()
-    scratch = tempfile.mkdtemp(prefix="foresight-latency-")
-    name = f"foresight_latency_{uuid.uuid4().hex[:8]}"
-    if args.sqlite:
-        database_url = f"sqlite:///{scratch}/bench.db"
-    else:
-        with psycopg.connect(args.pg, autocommit=True) as admin_connection:
-            admin_connection.execute(f'CREATE DATABASE "{name}"')
-        database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    env = os.environ | {
-        "FORESIGHT_DATABASE_URL": database_url,
-        "FORESIGHT_LOAD_SAMPLE_DATA": "false",
-        "FORESIGHT_BOOTSTRAP_ADMIN_KEY": "false",
-        "FORESIGHT_LOG_LEVEL": "WARNING",
-        "FORESIGHT_JOBS_ENABLED": "false",
-        "OMP_NUM_THREADS": "1",
-    }
-    foresight = [sys.executable, "-m", "service.cli"]
-    server = None
-    try:
-        subprocess.run([*foresight, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-        created = subprocess.run(
-            [*foresight, "keys", "create", "--scope", "admin"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        admin = {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
-        port = free_port()
-        server = subprocess.Popen(
-            [*foresight, "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    extra = {"FORESIGHT_JOBS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    with scratch_server(["admin"], pg=None if args.sqlite else args.pg, env=extra) as server:
+        url, admin = server.url, server.bearer("admin")
         with console.status("seeding workloads and training the default forecaster"):
             seed(url, admin, args.workloads)
         table = Table(title="Scaling recommendation vs trivial endpoint (same app, same run)")
@@ -181,13 +128,6 @@ def main() -> None:
                     f"{p99 / base_p99:.1f}x",
                 )
         console.print(table)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-        if not args.sqlite:
-            with psycopg.connect(args.pg, autocommit=True) as admin_connection:
-                admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

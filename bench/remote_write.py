@@ -13,13 +13,9 @@ before the clock starts. Batches default to Prometheus's shape: many series, few
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -32,7 +28,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from ingest import free_port, trace_shapes  # noqa: E402
+from _server import scratch_server  # noqa: E402
+from ingest import trace_shapes  # noqa: E402
 
 from service.integrations import protos, remote_write  # noqa: E402
 from service.telemetry.pgcopy import encode_samples  # noqa: E402
@@ -168,52 +165,11 @@ def main() -> None:
         f"remote-write {sizes['remote_write']:.0f} MB"
     )
 
-    name = f"foresight_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(args.pg, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = psycopg.conninfo.make_conninfo(args.pg, dbname=name)
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
-    url_db = f"postgresql+psycopg://{params.get('user', 'postgres')}@{params['host']}:{params['port']}/{name}"
-    env = os.environ | {
-        "FORESIGHT_DATABASE_URL": url_db,
-        "FORESIGHT_LOAD_SAMPLE_DATA": "false",
-        "FORESIGHT_BOOTSTRAP_ADMIN_KEY": "false",
-        "FORESIGHT_LOG_LEVEL": "WARNING",
-        "FORESIGHT_JOBS_ENABLED": "false",
-        "FORESIGHT_RATE_LIMIT_ENABLED": "false",
-    }
-    foresight = [sys.executable, "-m", "service.cli"]
-    server = None
-    log = tempfile.NamedTemporaryFile(prefix="foresight-bench-", suffix=".log", delete=False)  # noqa: SIM115
     runs: dict[str, list[float]] = {"remote_write": [], "json": [], "copy": []}
-    try:
-        subprocess.run([*foresight, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-        created = subprocess.run(
-            [*foresight, "keys", "create", "--scope", "ingest"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        key = created.stdout.strip().splitlines()[-1]
-        port = free_port()
-        server = subprocess.Popen(
-            [*foresight, "serve", "--port", str(port), "--workers", str(args.workers)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"the server did not become ready; see {log.name}")
+    extra = {"FORESIGHT_JOBS_ENABLED": "false", "FORESIGHT_RATE_LIMIT_ENABLED": "false"}
+    with scratch_server(["ingest"], pg=args.pg, workers=args.workers, env=extra) as server:
+        url, dsn, key = server.url, server.dsn, server.keys["ingest"]
+        assert dsn is not None
         auth = {"Authorization": f"Bearer {key}"}
         paths = {
             "remote_write": (
@@ -256,12 +212,6 @@ def main() -> None:
                     copy.write(payload)
                 runs["copy"].append(time.perf_counter() - started)
                 connection.execute(f"DROP TABLE {table}")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
     table = Table(
         title=f"{total:,} samples, {args.clients} clients, {args.workers} server workers "
