@@ -236,6 +236,7 @@ F = TypeVar("F", bound=Callable[..., Forecaster])
 _REGISTRY: dict[str, Callable[..., Forecaster]] = {}
 _BUILTIN_MODULES = (
     "forecasting.seasonal_naive",
+    "forecasting.seasonal_window",
     "forecasting.vpa_histogram",
     "forecasting.fft_period",
     "forecasting.lightgbm_quantile",
