@@ -25,6 +25,8 @@ class GuardrailContext:
     recent_recommendations: tuple[tuple[float, int], ...] = ()
     observed_need: int | None = None
     """Replicas the recently *observed* load needed (None when there is no observation)."""
+    latest_need: int | None = None
+    """Replicas the latest observation alone needs at the target utilisation (None without one)."""
 
 
 class Guardrail(Protocol):
@@ -53,6 +55,18 @@ class NoScaleInOnForecastAlone:
         allowed = max(proposed, min(ctx.current, ctx.observed_need))
         reason = f"the observed load still needs {ctx.observed_need} replica(s)"
         return allowed, _effect("no_scale_in_on_forecast_alone", proposed, allowed, reason)
+
+
+@dataclass(frozen=True)
+class ReactiveFloor:
+    """Never below the replicas the latest observation needs at the target utilisation (what HPA would
+    ask): a forecast that lags a level shift may add headroom but never leaves the present load short."""
+
+    def apply(self, proposed: int, ctx: GuardrailContext) -> tuple[int, GuardrailEffect | None]:
+        if ctx.latest_need is None or proposed >= ctx.latest_need:
+            return proposed, None
+        reason = f"the latest observation needs {ctx.latest_need} replica(s) at the target utilisation"
+        return ctx.latest_need, _effect("reactive_floor", proposed, ctx.latest_need, reason)
 
 
 @dataclass(frozen=True)
@@ -120,12 +134,19 @@ class GuardrailChain:
 
 
 def default_chain(
-    minimum: int, maximum: int | None, stabilization_seconds: float = 300.0, step: StepLimit | None = None
+    minimum: int,
+    maximum: int | None,
+    stabilization_seconds: float = 300.0,
+    step: StepLimit | None = None,
+    reactive_floor: bool = False,
 ) -> GuardrailChain:
-    """The chain the Bayesian policy uses: forecast-alone check, stabilization, step limits, bounds."""
+    """The chain the Bayesian policy uses: forecast-alone check, (reactive floor), stabilization, step
+    limits, bounds."""
+    floor: tuple[Guardrail, ...] = (ReactiveFloor(),) if reactive_floor else ()
     return GuardrailChain(
         (
             NoScaleInOnForecastAlone(),
+            *floor,
             ScaleDownStabilization(stabilization_seconds),
             step or StepLimit(),
             MinMax(minimum, maximum),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,10 @@ class ScalingInput:
     violations: ViolationHistory | None = None
     recent_recommendations: tuple[tuple[float, int], ...] = ()
     """(timestamp, replicas) of this workload's recent recommendations, for stabilization/HPA baselines."""
+    backlog: float = 0.0
+    """Work queued now, in load units x seconds (requests waiting, for a requests/s load)."""
+    drain_seconds: float | None = None
+    """Time to clear the backlog in; None: over the forecast window (or one observation step)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -71,6 +76,10 @@ class ScalingInput:
             )
         if any(not math.isfinite(v) or v < 0 for v in self.observed_load):
             problems.append("observed_load must hold finite, non-negative numbers")
+        if not (math.isfinite(self.backlog) and self.backlog >= 0):
+            problems.append(f"backlog must be a finite number >= 0, got {self.backlog}")
+        if self.drain_seconds is not None and not self.drain_seconds > 0:
+            problems.append(f"drain_seconds must be > 0, got {self.drain_seconds}")
         if problems:
             raise InvalidPolicyInput("; ".join(problems))
 
@@ -82,11 +91,25 @@ class ScalingInput:
         """Replicas needed to serve `load` at the target utilisation."""
         return max(math.ceil(load / self.usable_capacity - 1e-9), 0)
 
+    @property
+    def backlog_rate(self) -> float:
+        """Load the backlog adds while it drains: backlog / drain time (0 without a backlog)."""
+        if not self.backlog:
+            return 0.0
+        if self.drain_seconds is not None:
+            span = self.drain_seconds
+        elif self.load_forecast is not None:
+            span = self.load_forecast.steps * self.load_forecast.step_seconds
+        else:
+            span = self.observed_step_seconds
+        return self.backlog / span
+
     def observed_need(self, lookback: int = 5) -> int | None:
-        """Replicas the peak of the last `lookback` observations needs (None without observations)."""
+        """Replicas the peak of the last `lookback` observations, plus the backlog draining, needs (None
+        without observations)."""
         if not self.observed_load:
             return None
-        return self.replicas_for(max(self.observed_load[-lookback:]))
+        return self.replicas_for(max(self.observed_load[-lookback:]) + self.backlog_rate)
 
 
 @dataclass(frozen=True)
@@ -103,14 +126,15 @@ def replica_risk(inputs: ScalingInput, penalty: float, n_max: int, seed: int = 0
     """risk(n) and cost(n) for n = 0..n_max (see module docstring)."""
     assert inputs.load_forecast is not None
     counts = np.arange(n_max + 1)
+    extra = inputs.backlog_rate  # the queue drains on top of the arrivals: P(L_t + extra > n * usable)
     if inputs.degradation_forecast is None:  # exact: P(L_t > n * usable) straight from the quantiles
         f = inputs.load_forecast
         rows = np.tile(f.values, (len(counts), 1))
-        thresholds = np.repeat(counts * inputs.usable_capacity, f.steps)
+        thresholds = np.repeat(counts * inputs.usable_capacity - extra, f.steps)
         exact = f.exceedance_at(rows, thresholds).reshape(len(counts), f.steps)
         return _risk_table(inputs, penalty, counts, exact)
     rng = np.random.default_rng(seed)
-    load = inputs.load_forecast.draws(MONTE_CARLO_DRAWS, rng)  # (draws, steps)
+    load = inputs.load_forecast.draws(MONTE_CARLO_DRAWS, rng) + extra  # (draws, steps)
     steps = load.shape[1]
     if inputs.degradation_forecast is not None:
         deg = inputs.degradation_forecast.draws(MONTE_CARLO_DRAWS, rng)
@@ -140,7 +164,7 @@ def _risk_table(
 
 def _search_limit(inputs: ScalingInput) -> int:
     assert inputs.load_forecast is not None
-    top = inputs.load_forecast.window_quantile(inputs.load_forecast.levels[-1])
+    top = inputs.load_forecast.window_quantile(inputs.load_forecast.levels[-1]) + inputs.backlog_rate
     limit = inputs.replicas_for(top) * 2 + 2
     if inputs.max_replicas is not None:
         limit = max(min(limit, inputs.max_replicas * 2), inputs.max_replicas)
@@ -204,12 +228,17 @@ class BayesianScalingPolicy(BasePolicy):
     def __init__(
         self,
         stabilization_seconds: float = 300.0,
-        step_limit: StepLimit | None = None,
+        step_limit: StepLimit | Mapping[str, Any] | None = None,
         seed: int = 0,
         max_candidates_shown: int = 12,
+        reactive_floor: bool = False,
     ) -> None:
+        self.reactive_floor = reactive_floor
         self.stabilization_seconds = stabilization_seconds
-        self.step_limit = step_limit or StepLimit()
+        # a mapping comes from JSON/YAML configuration (the replay's `scaling.bayesian`)
+        self.step_limit = (
+            StepLimit(**step_limit) if isinstance(step_limit, Mapping) else step_limit or StepLimit()
+        )
         self.seed = seed
         self.max_candidates_shown = max_candidates_shown
 
@@ -234,10 +263,18 @@ class BayesianScalingPolicy(BasePolicy):
                 )
             )
         chain = default_chain(
-            inputs.min_replicas, inputs.max_replicas, self.stabilization_seconds, self.step_limit
+            inputs.min_replicas,
+            inputs.max_replicas,
+            self.stabilization_seconds,
+            self.step_limit,
+            self.reactive_floor,
         )
         ctx = GuardrailContext(
-            inputs.now_ts, inputs.current_replicas, inputs.recent_recommendations, inputs.observed_need()
+            inputs.now_ts,
+            inputs.current_replicas,
+            inputs.recent_recommendations,
+            inputs.observed_need(),
+            inputs.observed_need(lookback=1),
         )
         final, effects = chain.apply(wanted, ctx)
         guardrails.extend(effects)
@@ -264,6 +301,8 @@ class BayesianScalingPolicy(BasePolicy):
                 "violation_rate_posterior_mean": risk_budget.posterior_mean,
                 "risk_adaptation": risk_budget.reason,
                 "usable_capacity_per_replica": inputs.usable_capacity,
+                "backlog": inputs.backlog,
+                "backlog_rate": inputs.backlog_rate,
             },
         )
 

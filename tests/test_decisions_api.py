@@ -195,3 +195,34 @@ def test_baselines_are_served_too(
     answer = _recommend(client, keys, policy=policy)
     assert answer.status_code == 201, answer.text
     assert answer.json()["policy"] == policy and answer.json()["params"]["replicas"] >= 1
+
+
+def test_a_queue_backlog_series_buys_replicas_to_drain_it(
+    client: httpx.Client, keys: dict[str, dict[str, str]], workload: None
+) -> None:
+    """A workload that exports `queue_backlog` (requests waiting) gets the replicas that drain it over
+    the forecast window on top of the arrivals; an old backlog sample is ignored and the answer says so."""
+    trained = client.post(
+        "/v1/models/train",
+        json={"model": "seasonal_naive", "entity_kind": "workload"},
+        headers=keys["operate"],
+    )
+    assert trained.status_code == 201, trained.text
+    plain = _recommend(client, keys, horizon=6).json()
+    assert plain["explanation"]["details"]["backlog"] == 0.0
+    last = T0 + STEP * (3 * 288 - 1)
+
+    def queue(ts: int, value: float) -> None:
+        item = {"entity": {"kind": "workload", "id": "web", "cluster": "west"},
+                "metric": "queue_backlog", "unit": "requests", "samples": [[ts, value]]}  # fmt: skip
+        assert client.post("/v1/telemetry", json=batch(item), headers=keys["ingest"]).status_code == 200
+
+    queue(last - 3600, 72_000.0)  # an hour older than the load: not today's queue
+    stale = _recommend(client, keys, horizon=6).json()
+    assert stale["explanation"]["details"]["backlog"] == 0.0
+    assert "queue_backlog" in " ".join(stale["explanation"]["details"]["notes"])
+    queue(last, 72_000.0)  # 72,000 requests over 6 x 300 s: 40 req/s more, 5 replicas at 8 req/s
+    draining = _recommend(client, keys, horizon=6).json()
+    details = draining["explanation"]["details"]
+    assert details["backlog"] == 72_000.0 and details["backlog_rate"] == pytest.approx(40.0)
+    assert details["wanted_replicas"] >= plain["explanation"]["details"]["wanted_replicas"] + 5

@@ -44,6 +44,25 @@ def observed(session: Session, series_id: int, count: int = 120) -> Observed:
     return Observed(tuple(float(v) for v in values), step, float(ts_us[-1]) / 1e6)
 
 
+BACKLOG_METRIC = "queue_backlog"
+"""A workload's work waiting, in its load metric's unit x seconds (queued requests for a requests/s load)."""
+
+
+def backlog(session: Session, cluster: str, workload: str, load: Observed) -> tuple[float, str | None]:
+    """The workload's latest `queue_backlog` sample when it is as recent as the load it goes with (within
+    two load steps); 0 when there is no such series, and (0, why) when its sample is too old to use."""
+    series = find_series(session, cluster, "workload", workload, BACKLOG_METRIC)
+    if series is None:
+        return 0.0, None
+    latest = observed(session, series.id, count=1)
+    if latest.last_ts is None:
+        return 0.0, None
+    if load.last_ts is not None and latest.last_ts < load.last_ts - 2 * load.step_seconds:
+        age = load.last_ts - latest.last_ts
+        return 0.0, f"{BACKLOG_METRIC} is {age:g} s older than the latest load sample; ignored"
+    return max(float(latest.values[-1]), 0.0), None
+
+
 def forecast_window(
     session: Session, series_id: int, horizon: int
 ) -> tuple[QuantileForecast | None, str | None]:

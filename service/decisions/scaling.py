@@ -47,6 +47,9 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
         forecast, why = read.forecast_window(session, series.id, body.horizon)
         if why:
             notes.append(why)
+    queued, why = read.backlog(session, cluster, workload.name, seen)
+    if why:
+        notes.append(why)
     now = datetime.now(UTC)
     windows, violations = repo.violation_counts(
         session, "scaling", workload.cluster_id, workload.name, now - VIOLATION_LOOKBACK
@@ -71,6 +74,7 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             sla_penalty=float(slo.get("sla_penalty", 50.0)),
             violations=ViolationHistory(windows, min(violations, windows)),
             recent_recommendations=tuple((ts.timestamp(), n) for ts, n in recent),
+            backlog=queued,
         )
         decision = policy.decide(inputs)
     except PolicyError as error:

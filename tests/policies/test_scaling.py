@@ -142,3 +142,36 @@ def test_bounds_and_bad_input() -> None:
         scaling_input(replica_capacity=0.0)
     with pytest.raises(InvalidPolicyInput, match="epsilon"):
         scaling_input(epsilon=1.5)
+
+
+def test_backlog_is_drained_on_top_of_the_forecast_load() -> None:
+    """L ~ N(40, 5), 8 usable per replica: P(L > 8n) <= 5 % needs 48.2 / 8 -> 7. A backlog drained over
+    the 5-step x 60 s window adds backlog / 300 per second: 300 queued (+1/s, 49.2) still needs 7,
+    3,000 (+10/s, 58.2) needs 8, and draining those 3,000 in 60 s (+50/s, 98.2) needs 13."""
+    policy = BayesianScalingPolicy(step_limit=StepLimit(max_up=100))
+    assert policy.decide(scaling_input(backlog=300.0)).params["replicas"] == 7
+    decision = policy.decide(scaling_input(backlog=3000.0))
+    assert decision.params["replicas"] == 8
+    assert decision.details["backlog_rate"] == pytest.approx(10.0)
+    fast = policy.decide(scaling_input(backlog=3000.0, drain_seconds=60.0))
+    assert fast.params["replicas"] == 13
+    with pytest.raises(InvalidPolicyInput, match="backlog"):
+        scaling_input(backlog=-1.0)
+    with pytest.raises(InvalidPolicyInput, match="drain_seconds"):
+        scaling_input(drain_seconds=0.0)
+
+
+def test_reactive_floor_never_leaves_the_latest_observation_short() -> None:
+    """The forecast lags a level shift (it still says 40) while the last observation is 80: with the
+    floor the answer serves 80 at 8 per replica (10), and the guardrail says why."""
+    lagging = scaling_input(observed_load=(40.0,) * 9 + (80.0,), current_replicas=7)
+    plain = BayesianScalingPolicy(step_limit=StepLimit(max_up=100)).decide(lagging)
+    floored = BayesianScalingPolicy(step_limit=StepLimit(max_up=100), reactive_floor=True).decide(lagging)
+    assert plain.params["replicas"] == 7
+    assert floored.params["replicas"] == 10
+    assert [g.name for g in floored.guardrails] == ["reactive_floor"]
+
+
+def test_step_limit_from_configuration_mapping() -> None:
+    policy = BayesianScalingPolicy(step_limit={"max_up": 1, "max_up_fraction": 0.0})
+    assert policy.decide(scaling_input(current_replicas=2)).params["replicas"] == 3
