@@ -1,9 +1,11 @@
 """The replay goals of issue 5, measured: Foresight's Bayesian policy against static peak, HPA and the oracle.
 
 For each trace it replays the baselines once and the `bayesian` policy along a sweep of its risk budget ε
-(the knob an operator turns). The Bayesian policy bounds P(load > replicas x capacity x u) with u the
-serving model's safe utilisation (the highest at which the latency model still meets the SLO: 0.9 for
-NAB, 0.95 for the LLM trace); HPA runs at the usual 0.8 target and, for reference, at that same u.
+(the knob an operator turns). The Bayesian policy (the replay's defaults: `seasonal_window` forecaster,
+reactive floor, the queue depth and the recent slowdown as inputs; docs/replay.md 3b') bounds
+P(load > replicas x capacity x u) with u the serving model's safe utilisation (the highest at which the
+latency model still meets the SLO: 0.9 for NAB, 0.95 for the LLM trace); HPA runs at the usual 0.8
+target and, for reference, at that same u.
 Then it checks the two goals:
 
 1. replica-hours at least 30 % below static peak (at the default ε and at the best ε);
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -70,28 +73,26 @@ def safe_utilisation(trace: Path, fmt: str, config: dict[str, Any]) -> float:
     return build_serving(loaded, dict(config.get("serving", {}))).safe_utilisation
 
 
-def measure(
-    trace: Path, fmt: str, config: dict[str, Any], epsilons: list[float], penalty: float, seed: int, bar: Any
-) -> dict[str, Any]:
-    """Baselines once, Bayesian per ε; every run's headline metrics. The Bayesian policy bounds the risk
-    of load above the SLO's safe utilisation; HPA runs at its usual 0.8 target and, for reference, at the
-    same safe utilisation."""
-    runs: dict[str, dict[str, Any]] = {}
+def cells(
+    trace: Path, fmt: str, config: dict[str, Any], epsilons: list[float], penalty: float
+) -> list[tuple[str, str, dict[str, Any], float | None]]:
+    """(label, policy, config, ε) of every run of one trace: baselines once, Bayesian per ε. The Bayesian
+    policy bounds the risk of load above the SLO's safe utilisation; HPA runs at its usual 0.8 target
+    and, for reference, at the same safe utilisation."""
     safe = safe_utilisation(trace, fmt, config)
-    for policy in BASELINES:
-        summary = run_replay(trace, fmt, policy, config, seed, None, report=False)
-        runs[policy] = {m: summary.get(m) for m in METRICS}
-        bar()
     at_safe = overlay(config, {"scaling": {"target_utilisation": safe}})
-    summary = run_replay(trace, fmt, "hpa", at_safe, seed, None, report=False)
-    runs[f"hpa target={safe:g}"] = {m: summary.get(m) for m in METRICS}
-    bar()
+    out: list[tuple[str, str, dict[str, Any], float | None]] = [(p, p, config, None) for p in BASELINES]
+    out.append((f"hpa target={safe:g}", "hpa", at_safe, None))
     for eps in epsilons:
         cfg = overlay(at_safe, {"scaling": {"epsilon": eps, "sla_penalty": penalty}})
-        summary = run_replay(trace, fmt, "bayesian", cfg, seed, None, report=False)
-        runs[f"bayesian ε={eps:g}"] = {m: summary.get(m) for m in METRICS} | {"epsilon": eps}
-        bar()
-    return runs
+        out.append((f"bayesian ε={eps:g}", "bayesian", cfg, eps))
+    return out
+
+
+def measure(trace: Path, fmt: str, policy: str, config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One replay's headline metrics (a top-level function, so a process pool can run it)."""
+    summary = run_replay(trace, fmt, policy, config, seed, None, report=False)
+    return {m: summary.get(m) for m in METRICS}
 
 
 def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -105,11 +106,9 @@ def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     def saving(run: dict[str, Any] | None) -> float | None:
         return None if run is None else 1.0 - run["replica_hours"] / static["replica_hours"]
 
-    meeting = [  # the issue's goal, all at once: ≥ 30 % below static peak, ≤ HPA's cost, fewer violations
-        v["epsilon"]
-        for v in iso
-        if (saving(v) or 0.0) >= 0.30 and v["sla_violation_rate"] < hpa["sla_violation_rate"]
-    ]
+    beating_hpa = [v for v in iso if v["sla_violation_rate"] < hpa["sla_violation_rate"]]
+    # the issue's goal, all at once: ≥ 30 % below static peak, ≤ HPA's cost, fewer violations
+    meeting = [v["epsilon"] for v in beating_hpa if (saving(v) or 0.0) >= 0.30]
     return {
         "saving_vs_static_default_eps": saving(default),
         "saving_vs_static_best_iso": saving(best_iso),
@@ -117,6 +116,8 @@ def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "iso_cost_epsilon": None if best_iso is None else best_iso["epsilon"],
         "iso_cost_violations": None if best_iso is None else best_iso["sla_violation_rate"],
         "hpa_violations": hpa["sla_violation_rate"],
+        "beats_hpa_at_epsilon": [v["epsilon"] for v in beating_hpa],
+        "static_saving_feasible": (saving(runs["oracle"]) or 0.0) >= 0.30,
         "goal_met_at_epsilon": meeting,
         "goal_met": bool(meeting),
     }
@@ -209,15 +210,39 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "",
             f"- Bayesian at the default ε={DEFAULT_EPSILON:g}: "
             f"{pct(v['saving_vs_static_default_eps'])} fewer replica-hours than static peak.",
-            f"- Iso-cost against HPA (ε with replica-hours ≤ HPA's and the fewest violations): "
-            f"ε={v['iso_cost_epsilon']}, violations {pct(v['iso_cost_violations'])} vs HPA "
-            f"{pct(v['hpa_violations'])}; {pct(v['saving_vs_static_best_iso'])} below static peak.",
-            f"- Oracle: {pct(v['oracle_saving_vs_static'])} below static peak.",
+            "- Iso-cost against HPA (ε with replica-hours ≤ HPA's and the fewest violations): "
+            + (
+                f"ε={v['iso_cost_epsilon']}, violations {pct(v['iso_cost_violations'])} vs HPA "
+                f"{pct(v['hpa_violations'])}; {pct(v['saving_vs_static_best_iso'])} below static peak."
+                if v["iso_cost_epsilon"] is not None
+                else "no ε of the sweep is as cheap as HPA."
+            ),
+            f"- Oracle: {pct(v['oracle_saving_vs_static'])} below static peak"
+            + (
+                "."
+                if v["static_saving_feasible"]
+                else ": no policy meeting the SLO can be 30 % below static peak on this trace."
+            ),
+            "- Fewer violations than HPA at ≤ its replica-hours: "
+            + (
+                f"at ε = {', '.join(map(str, v['beats_hpa_at_epsilon']))}."
+                if v["beats_hpa_at_epsilon"]
+                else "at no ε."
+            ),
             f"- Goal (≥ 30 % below static peak *and* fewer violations than HPA at ≤ its replica-hours, "
             f"one ε): **{met}**.",
             "",
         ]
     return "\n".join(lines)
+
+
+def saved_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces the results (what the markdown says generated them)."""
+    return (
+        "OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py "
+        f"--traces {args.traces} --nab-series {args.nab_series} --epsilons {args.epsilons} "
+        f"--penalty {args.penalty:g}"
+    )
 
 
 def main() -> None:
@@ -228,12 +253,24 @@ def main() -> None:
     parser.add_argument(
         "--nab-series", default="5f5533", help="ec2_cpu_utilization_<id> files, comma-separated"
     )
-    parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4")
+    parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4,0.5")
     parser.add_argument("--penalty", type=float, default=5.0, help="the Bayesian policy's SLA penalty")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "replay" / "goals.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "replay-results.md")
+    parser.add_argument(
+        "--render", type=Path, help="re-render --doc (verdicts, tables, figure) from a goals.json, no replays"
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        for block in saved.values():
+            block["verdict"] = verdict(block["runs"])
+        args.render.write_text(json.dumps(saved, indent=2))
+        args.doc.write_text(markdown(saved, saved_command(args)) + "\n")
+        args.doc.with_suffix(".svg").write_text(tradeoff_svg(saved))
+        return
     epsilons = [float(e) for e in args.epsilons.split(",")]
     jobs: list[tuple[str, Path, str, dict[str, Any]]] = []
     if "azure" in args.traces.split(","):
@@ -243,15 +280,30 @@ def main() -> None:
             path = NAB_DIR / f"ec2_cpu_utilization_{series}.csv"
             jobs.append((f"NAB {path.stem}", path, "long", NAB_CONFIG))
     console = Console()
-    results: dict[str, Any] = {}
-    with Progress(console=console) as progress:
-        task = progress.add_task("replays", total=len(jobs) * (len(BASELINES) + 1 + len(epsilons)))
-        for name, path, fmt, config in jobs:
-            runs = measure(
-                path, fmt, config, epsilons, args.penalty, args.seed, lambda: progress.advance(task)
-            )
-            results[name] = {"trace": str(path.relative_to(ROOT.parent)), "config": config, "runs": runs}
-            results[name]["verdict"] = verdict(runs)
+    planned = [
+        (name, path, fmt, config, cell)
+        for name, path, fmt, config in jobs
+        for cell in cells(path, fmt, config, epsilons, args.penalty)
+    ]
+    results: dict[str, Any] = {
+        name: {"trace": str(path.relative_to(ROOT.parent)), "config": config, "runs": {}}
+        for name, path, _, config in jobs
+    }
+    with Progress(console=console) as progress, ProcessPoolExecutor(args.jobs) as pool:
+        task = progress.add_task("replays", total=len(planned))
+        futures = {
+            pool.submit(measure, path, fmt, policy, cfg, args.seed): (name, label, eps)
+            for name, path, fmt, _, (label, policy, cfg, eps) in planned
+        }
+        done: dict[tuple[str, str], dict[str, Any]] = {}
+        for future in as_completed(futures):
+            name, label, eps = futures[future]
+            done[(name, label)] = future.result() | ({"epsilon": eps} if eps is not None else {})
+            progress.advance(task)
+    for name, _, _, _, (label, *_rest) in planned:  # the planned order, whatever order they finished in
+        results[name]["runs"][label] = done[(name, label)]
+    for block in results.values():
+        block["verdict"] = verdict(block["runs"])
     for name, block in results.items():
         table = Table(title=name)
         for column in ("run", "replica-hours", "violations", "p99 s"):
@@ -264,12 +316,7 @@ def main() -> None:
         console.print(block["verdict"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
-    command = (
-        "OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py "
-        f"--traces {args.traces} --nab-series {args.nab_series} --epsilons {args.epsilons} "
-        f"--penalty {args.penalty:g}"
-    )
-    args.doc.write_text(markdown(results, command) + "\n")
+    args.doc.write_text(markdown(results, saved_command(args)) + "\n")
     args.doc.with_suffix(".svg").write_text(tradeoff_svg(results))
     console.print(f"wrote {args.output} and {args.doc}")
 

@@ -8,8 +8,11 @@ workload. Each CLI name maps onto registered code (`policies/`, `forecasting/`),
 * `hpa` -> `hpa`; `vpa` -> `vpa_percentile`; `holt-winters` -> `holt_winters_hpa`;
 * `fft-period` -> the `fft_period` forecaster, sized by `static_peak` for the larger of the forecast
   window's highest median and the last observation (Crane's EHPA rule);
-* `bayesian` -> `bayesian_scaling` fed by a forecaster (`seasonal_naive` by default) updated with every
-  new observation and refit every `refit_every` decisions;
+* `bayesian` -> `bayesian_scaling` (reactive floor on) fed by a forecaster (`seasonal_window` by
+  default) updated with every new observation and refit every `refit_every` decisions, plus what a
+  serving stack exports beside the load: the queue depth (`backlog`, drained over the forecast window)
+  and the slowdown of recent intervals as its interference forecast (`see_backlog`,
+  `see_interference`; the baselines scale on load alone, as they do in Kubernetes);
 * `oracle` -> perfect foresight: the replicas the true future load of the window needs at the highest
   utilisation that meets the SLO, knowing the window's interference and failures. The only adapter
   given the future, and only for this lower bound.
@@ -56,6 +59,10 @@ class PolicyView:
     current: np.ndarray
     violations: np.ndarray
     """(W, 2): windows observed and windows in which the load exceeded capacity x target."""
+    backlog: np.ndarray | None = None
+    """(W,) work queued now (load units x seconds): the queue-depth metric a serving stack exports."""
+    speeds: np.ndarray | None = None
+    """(k, W) slowest replica speed (1 - interference) seen in each finished interval."""
 
 
 class ScalingAdapter(Protocol):
@@ -82,6 +89,11 @@ class PureAdapter:
         self.history = int(cfg.get("history", 12 if name == "hpa" else 720))
         """Observations handed to the policy (HPA reads only the last; VPA's histogram decays slowly)."""
         self.recent: list[deque[tuple[float, int]]] = [deque(maxlen=64) for _ in capacity]
+        self.sees_backlog = bool(cfg.get("see_backlog", name == "bayesian"))
+        """Whether the policy reads the queue depth (Foresight does; the HPA/VPA baselines scale on load)."""
+        self.sees_interference = bool(cfg.get("see_interference", name == "bayesian"))
+        """Whether the policy is given the observed slowdown as its interference forecast (Foresight)."""
+        self.interference_window = int(cfg.get("interference_window", 12))
         self._band: np.ndarray | None = None
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
@@ -109,7 +121,21 @@ class PureAdapter:
             sla_penalty=float(self.cfg.get("sla_penalty", 50.0)),
             violations=ViolationHistory(int(view.violations[w, 0]), int(view.violations[w, 1])),
             recent_recommendations=tuple(self.recent[w]),
+            backlog=float(view.backlog[w]) if view.backlog is not None and self.sees_backlog else 0.0,
+            degradation_forecast=self.degradation(view, w, forecast),
         )
+
+    def degradation(
+        self, view: PolicyView, w: int, forecast: QuantileForecast | None
+    ) -> QuantileForecast | None:
+        """Interference ahead as the quantiles of the slowdown of the last `interference_window`
+        intervals (persistence: noisy neighbours change over hours), for policies that read it."""
+        if not self.sees_interference or forecast is None or view.speeds is None or not len(view.speeds):
+            return None
+        recent = 1.0 - view.speeds[-self.interference_window :, w]
+        levels = forecast.levels
+        row = np.quantile(recent, levels)
+        return QuantileForecast(levels, np.tile(row, (forecast.steps, 1)), forecast.step_seconds)
 
     def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
         return self.policy.decide(self.inputs(view, w, forecast))
@@ -143,7 +169,7 @@ class ForecastAdapter(PureAdapter):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.model_name = str(self.cfg.get("forecaster", "seasonal_naive"))
+        self.model_name = str(self.cfg.get("forecaster", "seasonal_window"))
         self.params = dict(self.cfg.get("forecaster_params", {}))
         self.refit_every = int(self.cfg.get("refit_every", 360))
         self.min_obs = int(self.cfg.get("min_observations", 30))
@@ -274,7 +300,8 @@ def build_adapter(
     if name == "static-peak":
         return StaticAdapter(peaks, name, capacity, interval_s, cfg, None)
     if name == "bayesian":
-        policy = build_policy("bayesian_scaling", seed=seed, **dict(cfg.get("bayesian", {})))
+        args = {"reactive_floor": True, **dict(cfg.get("bayesian", {}))}
+        policy = build_policy("bayesian_scaling", seed=seed, **args)
         return ForecastAdapter(name, capacity, interval_s, cfg, policy)
     if name == "fft-period":
         fft_cfg = {**cfg, "forecaster": "fft_period", "forecaster_params": cfg.get("fft_params", {})}

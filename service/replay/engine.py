@@ -101,6 +101,7 @@ def simulate(
     backlog = np.zeros(n_w)
     violations = np.zeros((n_w, 2), dtype=int)
     interval_capacity = np.full(n_w, np.inf)  # lowest serving capacity of the interval in progress
+    interval_speed = np.ones((n_obs + 1, n_w))  # slowest replica speed seen in each interval
     desired_prev = ready.copy()
     actions, loss = 0, np.zeros(cluster.nodes)
     for s in range(steps):
@@ -124,7 +125,9 @@ def simulate(
                 placed = cluster.placement(int(first.sum()), now)
                 desired = adapter.decide_at(s, window_speed(cluster, placed, loss, now, (k + cold) * dt))
             else:
-                view = PolicyView(now, obs_all[:j], current.copy(), violations.copy())
+                view = PolicyView(
+                    now, obs_all[:j], current.copy(), violations.copy(), backlog.copy(), interval_speed[:j]
+                )
                 desired = np.asarray(adapter.decide(view), dtype=int)
                 band = adapter.forecast_band()
                 if band is not None:
@@ -160,6 +163,8 @@ def simulate(
         speeds = np.full(n_w, speed)
         result = serving.step(s, ready * cap, speeds, backlog)
         interval_capacity = np.minimum(interval_capacity, ready * cap * speeds)
+        j_now = min(s // k, n_obs)
+        interval_speed[j_now] = np.minimum(interval_speed[j_now], speeds)
         busy = ready.sum()
         batch = float((result.batch * ready).sum() / busy) if busy else 0.0
         util = float((result.utilisation * ready).sum() / busy) if busy else 0.0
