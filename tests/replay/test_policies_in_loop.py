@@ -23,17 +23,22 @@ def spike_trace(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("policy", ["hpa", "bayesian"])
-def test_replicas_come_back_down_after_a_spike(tmp_path: Path, policy: str) -> None:
-    """Stabilization holds the highest *recommendation* of the window; if the loop recorded the clamped
-    answer instead, a single spike would keep the replicas up for the rest of the run."""
-    config = {
+def spike_config(nodes: int) -> dict[str, Any]:
+    """No interference or failures, 10 per replica, a fast-decaying histogram forecast (sees the spike)."""
+    return {
         **QUIET,
-        "cluster": {**QUIET["cluster"], "nodes": 10},
+        "cluster": {**QUIET["cluster"], "nodes": nodes},
         "serving": {"replica_capacity": 10},
         "scaling": {"min_observations": 10, "forecaster": "vpa_histogram",
                     "forecaster_params": {"half_life": "5min"}},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["hpa", "bayesian"])
+def test_replicas_come_back_down_after_a_spike(tmp_path: Path, policy: str) -> None:
+    """Stabilization holds the highest *recommendation* of the window; if the loop recorded the clamped
+    answer instead, a single spike would keep the replicas up for the rest of the run."""
+    config = spike_config(nodes=10)
     trace = load_trace(spike_trace(tmp_path / "spike.csv"), "long", 10.0)
     rec, _ = simulate(trace, policy, config, seed=0)
     replicas = rec.arrays["replicas"][:, 0]
@@ -62,13 +67,7 @@ def test_oracle_meets_the_slo_through_interference_and_failures(tmp_path: Path) 
 def test_bayesian_reads_the_queue_and_drains_a_burst_sooner(tmp_path: Path) -> None:
     """After a burst the arrivals are back to normal but the queue is not: HPA-style policies (load
     only) leave it to drain on the spare capacity; reading the queue depth scales out to clear it."""
-    config = {
-        **QUIET,
-        "cluster": {**QUIET["cluster"], "nodes": 20},
-        "serving": {"replica_capacity": 10},
-        "scaling": {"min_observations": 10, "forecaster": "vpa_histogram",
-                    "forecaster_params": {"half_life": "5min"}},
-    }  # fmt: skip
+    config = spike_config(nodes=20)
     path = spike_trace(tmp_path / "spike.csv")
     blind_cfg = {**config, "scaling": {**config["scaling"], "see_backlog": False}}
     blind = run_replay(path, "long", "bayesian", blind_cfg, 0, None)
