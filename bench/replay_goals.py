@@ -152,12 +152,19 @@ def tradeoff_svg(results: dict[str, Any], width: int = 420, height: int = 300) -
             f"SLA violations (0 to {100 * ymax:.0f} %)</text>",
             f'<polyline points="{path}" fill="none" stroke="#1f77b4" stroke-width="2"/>',
         ]
+        labels: list[tuple[float, float, list[float]]] = []  # ε values within 8 px of each other share one
         for r in bayes:
             cx, cy = x(r["replica_hours"]), y(r["sla_violation_rate"])
             parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="#1f77b4"/>')
+            near = next((lab for lab in labels if abs(lab[0] - cx) < 8 and abs(lab[1] - cy) < 8), None)
+            if near is None:
+                labels.append((cx, cy, [r["epsilon"]]))
+            else:
+                near[2].append(r["epsilon"])
+        for cx, cy, eps in labels:
             parts.append(
                 f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}" font-size="10" fill="#1f77b4">'
-                f"ε={r['epsilon']:g}</text>"
+                f"ε={', '.join(f'{e:g}' for e in eps)}</text>"
             )
         for k, r in runs.items():
             if k.startswith("bayesian"):
