@@ -80,7 +80,7 @@ class TwoStageScaler:
     def __init__(self, seed: int = 0, node_step: StepLimit | None = None) -> None:
         self.seed = seed
         self.node_step = node_step or StepLimit(max_up=10, max_down=2)
-        self.workload_policy = BayesianScalingPolicy(seed=seed)
+        self.workload_policy = BayesianScalingPolicy()
 
     def plan(self, inputs: PoolInput) -> list[Decision]:
         pool_decision = self._size_pool(inputs)

@@ -6,8 +6,9 @@ per-replica capacity reduced by the interference forecast,
     risk(n) = max over steps t of P(L_t > n · c · (1 - d_t) · u)       (u: target utilisation)
     cost(n) = n · cost_per_replica + penalty · mean_t P(L_t > n · c · (1 - d_t) · u)
 
-exactly from the forecast quantiles (interpolated CDF, exponential tails), or by seeded Monte Carlo when
-an interference forecast multiplies in (so the same input gives the same Decision). It picks
+exactly from the forecast quantiles (interpolated CDF, exponential tails); an interference forecast
+enters by quadrature over its quantile function (64 equal-probability points), so the answer is
+deterministic and exact for a single-valued slowdown. It picks
 the n with the lowest cost among those with risk(n) ≤ ε (the smallest n meeting ε when cost alone would go
 lower), with ε and the penalty adapted from observed violations (`policies.adaptive`). The guardrail
 chain then clamps the answer. Without a load forecast it falls back to a reactive rule that sizes for the
@@ -29,6 +30,9 @@ from policies.guardrails import GuardrailContext, StepLimit, default_chain
 from policies.types import BasePolicy, Candidate, Decision, GuardrailEffect, InvalidPolicyInput, register
 
 MONTE_CARLO_DRAWS = 4000
+"""Draws of the Monte Carlo paths (the pool policy's shared demand)."""
+DEGRADATION_POINTS = 64
+"""Quadrature points of the degradation distribution in the scaling risk."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class ScalingInput:
 
 @dataclass(frozen=True)
 class ReplicaRisk:
-    """Risk and expected cost of every replica count from 0 to `n_max`, from Monte Carlo draws."""
+    """Risk and expected cost of every replica count from 0 to `n_max`."""
 
     counts: np.ndarray
     risk: np.ndarray
@@ -122,34 +126,37 @@ class ReplicaRisk:
     expected_cost: np.ndarray
 
 
-def replica_risk(inputs: ScalingInput, penalty: float, n_max: int, seed: int = 0) -> ReplicaRisk:
-    """risk(n) and cost(n) for n = 0..n_max (see module docstring)."""
+def degradation_points(
+    forecast: QuantileForecast | None, steps: int, points: int = DEGRADATION_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The degradation distribution as `points` equal-probability midpoints of its quantile function
+    (exponential tails included, clipped to [0, 0.95]), identical ones merged: (values (m, steps),
+    weights (m,)). No forecast is a single point at 0 (healthy capacity)."""
+    if forecast is None:
+        return np.zeros((1, steps)), np.ones(1)
+    u = (np.arange(points) + 0.5) / points
+    d = np.clip(forecast.inverse_cdf(u), 0.0, 0.95)
+    d = d[:, np.arange(steps) % d.shape[1]]  # a shorter forecast repeats over the load window
+    values, counts = np.unique(d, axis=0, return_counts=True)
+    return values, counts / points
+
+
+def replica_risk(inputs: ScalingInput, penalty: float, n_max: int) -> ReplicaRisk:
+    """risk(n) and cost(n) for n = 0..n_max (see module docstring).
+
+    With D the degradation and L the load at step t (independent), P(L + backlog rate > n·c·u·(1 - D))
+    is the mean over D's quadrature points of the load forecast's exact exceedance at the shrunk
+    threshold: deterministic (no sampling noise) and exact when D is a single value."""
     assert inputs.load_forecast is not None
+    f = inputs.load_forecast
     counts = np.arange(n_max + 1)
-    extra = inputs.backlog_rate  # the queue drains on top of the arrivals: P(L_t + extra > n * usable)
-    if inputs.degradation_forecast is None:  # exact: P(L_t > n * usable) straight from the quantiles
-        f = inputs.load_forecast
-        rows = np.tile(f.values, (len(counts), 1))
-        thresholds = np.repeat(counts * inputs.usable_capacity - extra, f.steps)
-        exact = f.exceedance_at(rows, thresholds).reshape(len(counts), f.steps)
-        return _risk_table(inputs, penalty, counts, exact)
-    rng = np.random.default_rng(seed)
-    load = inputs.load_forecast.draws(MONTE_CARLO_DRAWS, rng) + extra  # (draws, steps)
-    steps = load.shape[1]
-    if inputs.degradation_forecast is not None:
-        deg = inputs.degradation_forecast.draws(MONTE_CARLO_DRAWS, rng)
-        deg = np.resize(deg, (MONTE_CARLO_DRAWS, steps)) if deg.shape[1] != steps else deg
-        factor = 1.0 - np.clip(deg, 0.0, 0.95)
-    else:
-        factor = np.ones_like(load)
-    # replicas each draw needs; n serves the draw iff n >= need
-    need = np.ceil(load / (inputs.usable_capacity * factor) - 1e-9)
-    need.sort(axis=0)
-    # P(need_t > n) per (n, step), by binary search in each step's sorted draws
-    per_step = np.stack(
-        [1.0 - np.searchsorted(need[:, t], counts, side="right") / need.shape[0] for t in range(steps)],
-        axis=1,
-    )
+    extra = inputs.backlog_rate  # the queue drains on top of the arrivals
+    d, weights = degradation_points(inputs.degradation_forecast, f.steps)
+    # thresholds[n, k, t] = n * usable * (1 - d[k, t]) - extra
+    thresholds = counts[:, None, None] * inputs.usable_capacity * (1.0 - d)[None, :, :] - extra
+    rows = np.broadcast_to(f.values, (len(counts), len(weights), *f.values.shape))
+    exceed = f.exceedance_at(rows.reshape(-1, f.values.shape[1]), thresholds.reshape(-1))
+    per_step = np.einsum("k,nkt->nt", weights, exceed.reshape(thresholds.shape))
     return _risk_table(inputs, penalty, counts, per_step)
 
 
@@ -229,7 +236,6 @@ class BayesianScalingPolicy(BasePolicy):
         self,
         stabilization_seconds: float = 300.0,
         step_limit: StepLimit | Mapping[str, Any] | None = None,
-        seed: int = 0,
         max_candidates_shown: int = 12,
         reactive_floor: bool = False,
     ) -> None:
@@ -239,14 +245,13 @@ class BayesianScalingPolicy(BasePolicy):
         self.step_limit = (
             StepLimit(**step_limit) if isinstance(step_limit, Mapping) else step_limit or StepLimit()
         )
-        self.seed = seed
         self.max_candidates_shown = max_candidates_shown
 
     def decide(self, inputs: ScalingInput) -> Decision:
         if inputs.load_forecast is None:
             return reactive_fallback(inputs, self.name, "no load forecast available")
         risk_budget = adapt_risk(inputs.epsilon, inputs.sla_penalty, inputs.violations)
-        table = replica_risk(inputs, risk_budget.penalty, _search_limit(inputs), self.seed)
+        table = replica_risk(inputs, risk_budget.penalty, _search_limit(inputs))
         feasible = table.risk <= risk_budget.epsilon
         guardrails: list[GuardrailEffect] = []
         if feasible.any():

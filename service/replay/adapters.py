@@ -278,7 +278,6 @@ def build_adapter(
     peaks: np.ndarray,
     future_load: np.ndarray,
     steps_ahead: int,
-    seed: int,
     oracle_facts: dict[str, Any] | None = None,
 ) -> PureAdapter | OracleAdapter:
     """The adapter for a CLI policy name (see `POLICIES`). `oracle_facts` carries what only the oracle is
@@ -301,7 +300,7 @@ def build_adapter(
         return StaticAdapter(peaks, name, capacity, interval_s, cfg, None)
     if name == "bayesian":
         args = {"reactive_floor": True, **dict(cfg.get("bayesian", {}))}
-        policy = build_policy("bayesian_scaling", seed=seed, **args)
+        policy = build_policy("bayesian_scaling", **args)
         return ForecastAdapter(name, capacity, interval_s, cfg, policy)
     if name == "fft-period":
         fft_cfg = {**cfg, "forecaster": "fft_period", "forecaster_params": cfg.get("fft_params", {})}

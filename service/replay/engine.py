@@ -91,7 +91,7 @@ def simulate(
             "failure_steps": [f.step for f in cluster.failures],
             "replicas_per_node": cluster.replicas_per_node,
         }
-        adapter = build_adapter(policy, scfg, cap, k * dt, peaks, load[:steps], k + cold, seed, oracle_facts)
+        adapter = build_adapter(policy, scfg, cap, k * dt, peaks, load[:steps], k + cold, oracle_facts)
     except PolicyError as exc:
         raise ReplayError(f"policy {policy!r}: {exc}") from None
     rec = Recorder(steps, n_w)

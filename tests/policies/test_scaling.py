@@ -65,6 +65,30 @@ def test_interference_forecast_buys_more_replicas() -> None:
     assert noisy >= 9  # capacity 8 * 0.7 = 5.6 per replica for a load around 40-48
 
 
+def test_interference_risk_matches_a_large_monte_carlo() -> None:
+    """The quadrature over the slowdown's quantiles gives what 400,000 independent draws of load and
+    slowdown say, for every replica count."""
+    load, deg = normal_forecast(40.0, 5.0, steps=3), normal_forecast(0.2, 0.08, steps=3)
+    inputs = scaling_input(load_forecast=load, degradation_forecast=deg)
+    table = replica_risk(inputs, inputs.sla_penalty, 14)
+    rng = np.random.default_rng(7)
+    draws = 400_000
+    need_load = load.inverse_cdf(rng.uniform(size=draws))[:, 0]
+    slow = np.clip(deg.inverse_cdf(rng.uniform(size=draws))[:, 0], 0.0, 0.95)
+    usable = inputs.usable_capacity * (1.0 - slow)
+    brute = np.array([np.mean(need_load > n * usable) for n in range(15)])
+    assert np.abs(table.risk - brute).max() < 0.01
+    assert 0.05 < table.risk[8] < 0.95  # the comparison runs through the interesting range
+
+
+def test_a_single_valued_slowdown_is_exact() -> None:
+    """A constant slowdown d is the healthy risk at capacity x (1 - d), to rounding."""
+    flat = QuantileForecast(LEVELS, np.full((5, len(LEVELS)), 0.25))
+    slowed = replica_risk(scaling_input(degradation_forecast=flat), 50.0, 20)
+    healthy = replica_risk(scaling_input(replica_capacity=7.5), 50.0, 20)
+    np.testing.assert_allclose(slowed.risk, healthy.risk, atol=1e-12)
+
+
 def test_observed_violations_tighten_epsilon_and_add_replicas() -> None:
     policy = BayesianScalingPolicy(step_limit=StepLimit(max_up=100))
     fine = {"replica_capacity": 2.0, "current_replicas": 30}  # small replicas: ε moves the answer
