@@ -74,6 +74,8 @@ class LlmServing:
         self.count = _step_sums(self.req_step, np.ones_like(self.req_prefill_s), n)[:, None]
         self.prefill = _step_sums(self.req_step, self.req_prefill_s, n)[:, None]
         self.decode = _step_sums(self.req_step, self.req_decode, n)[:, None]
+        self._by_step = np.argsort(self.req_step, kind="stable")
+        self._step_bounds = np.searchsorted(self.req_step[self._by_step], np.arange(n + 1))
         self.replica_capacity = np.full(trace.load.shape[1], float(self.max_batch))
         self.slo_metric = str(config.get("slo_metric", "ttft"))
         if self.slo_metric not in ("ttft", "latency"):
@@ -117,16 +119,27 @@ class LlmServing:
         util = np.where(ready_cap > 0, done / np.maximum(rate * self.dt, 1e-12), 0.0)
         return StepResult(np.minimum(wait, MAX_WAIT_S), batch, np.clip(util, 0.0, 1.0))
 
+    def request_latency(
+        self, idx: np.ndarray, wait: np.ndarray, batch: np.ndarray, speed: np.ndarray
+    ) -> np.ndarray:
+        """Latency against the SLO (TTFT, or TTFT + decode) of requests `idx`, given their step's state."""
+        ttft = wait + self.req_prefill_s[idx] / speed
+        if self.slo_metric == "ttft":
+            return ttft
+        return ttft + self.req_decode[idx] * self.token_s(batch) / speed
+
+    def step_slo(self, s: int, result: StepResult, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(requests, requests over the SLO) of step `s`, per workload, as the step left them."""
+        idx = self._by_step[self._step_bounds[s] : self._step_bounds[s + 1]]
+        lat = self.request_latency(idx, result.wait_s[0], result.batch[0], speed[0])
+        return np.array([float(len(idx))]), np.array([float((lat > self.slo_s).sum())])
+
     def latencies(
         self, wait: np.ndarray, batch: np.ndarray, speed: np.ndarray, util: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per request: (step, workload, latency in seconds against the SLO) from per-step state."""
         s = self.req_step
-        ttft = wait[s, 0] + self.req_prefill_s / speed[s, 0]
-        if self.slo_metric == "ttft":
-            lat = ttft
-        else:
-            lat = ttft + self.req_decode * self.token_s(batch[s, 0]) / speed[s, 0]
+        lat = self.request_latency(np.arange(len(s)), wait[s, 0], batch[s, 0], speed[s, 0])
         return s, np.zeros_like(s), np.minimum(lat, MAX_WAIT_S)
 
     def gpu_busy(self, batch: np.ndarray, util: np.ndarray) -> np.ndarray:
@@ -191,11 +204,21 @@ class RateServing:
         util = np.where(rate > 0, done / np.maximum(rate * self.dt, 1e-12), 1.0)
         return StepResult(np.minimum(wait, MAX_WAIT_S), np.ones_like(rate), np.clip(util, 0.0, 1.0))
 
+    def step_latency(self, wait: np.ndarray, speed: np.ndarray, util: np.ndarray) -> np.ndarray:
+        """Latency of a step's requests: service time slowed by interference and utilisation, plus wait."""
+        return self.service_s / speed / (1.0 - np.minimum(util, 0.95)) + wait
+
+    def step_slo(self, s: int, result: StepResult, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(requests, requests over the SLO) of step `s`, per workload, as the step left them."""
+        requests = self.load[s] * self.dt * self.requests_per_unit
+        lat = np.minimum(self.step_latency(result.wait_s, speed, result.utilisation), MAX_WAIT_S)
+        return requests, np.where(lat > self.slo_s, requests, 0.0)
+
     def latencies(
         self, wait: np.ndarray, batch: np.ndarray, speed: np.ndarray, util: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One latency per (step, workload), weighted by its requests."""
-        lat = self.service_s / speed / (1.0 - np.minimum(util, 0.95)) + wait
+        lat = self.step_latency(wait, speed, util)
         steps, wl = np.indices(lat.shape)
         return steps.ravel(), wl.ravel(), np.minimum(lat, MAX_WAIT_S).ravel()
 
