@@ -152,62 +152,94 @@ def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def tradeoff_svg(results: dict[str, Any], width: int = 420, height: int = 300) -> str:
-    """One panel per trace: replica-hours (x) against SLA violations (y); baselines as labelled points,
-    the Bayesian ε sweep as a line. Plain SVG, so the page needs nothing to render it."""
-    pad, panels = 48, []
+def axis_ranges(runs: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
+    """(x_lo, x_hi, y_hi) of one panel, zoomed on where the policies differ: a run far costlier than the
+    rest (static peak sized for one spike) or far worse than HPA sits on the edge, labelled off scale."""
+    hours = sorted(r["replica_hours"] for r in runs.values())
+    top = hours[-1] if len(hours) < 2 or hours[-1] <= 1.5 * hours[-2] else hours[-2]
+    rates = [r["sla_violation_rate"] for r in runs.values()]
+    bound = 2.5 * max(runs["hpa"]["sla_violation_rate"], 0.004)
+    y_hi = max(max(v for v in rates if v <= bound) * 1.15, 0.01)
+    return hours[0] * 0.9, top * 1.05, y_hi
+
+
+def tradeoff_svg(results: dict[str, Any], width: int = 420, height: int = 360) -> str:
+    """One panel per trace: replica-hours (x) against SLA violations (y); the baselines as red squares,
+    HPA's target sweep joined by a dashed line, the Bayesian ε sweep as a blue line. Plain SVG, so the page
+    needs nothing to render it."""
+    pad, foot, panels = 48, 90, []  # `foot`: room under the plot for the axis label and off-scale notes
     for i, (name, block) in enumerate(results.items()):
         runs = block["runs"]
-        xmax = max(r["replica_hours"] for r in runs.values()) * 1.08
-        # the y range fits the Bayesian sweep and the main baselines; a point above it sits on the top edge
-        ymax = max(max(r["sla_violation_rate"] for k, r in runs.items() if "target=" not in k) * 1.2, 0.01)
+        x_lo, x_hi, y_hi = axis_ranges(runs)
+        base = height - foot
 
-        def x(v: float, xmax: float = xmax) -> float:
-            return pad + (width - 2 * pad) * v / xmax
+        def x(v: float, x_lo: float = x_lo, x_hi: float = x_hi) -> float:
+            return pad + (width - 2 * pad) * (min(v, x_hi) - x_lo) / (x_hi - x_lo)
 
-        def y(v: float, ymax: float = ymax) -> float:
-            return height - pad - (height - 2 * pad) * v / ymax
+        def y(v: float, y_hi: float = y_hi, base: float = base) -> float:
+            return base - (base - pad) * min(v, y_hi) / y_hi
+
+        def off(r: dict[str, Any], x_hi: float = x_hi, y_hi: float = y_hi) -> bool:
+            return r["replica_hours"] > x_hi or r["sla_violation_rate"] > y_hi
 
         bayes = [r for k, r in runs.items() if k.startswith("bayesian")]
         path = " ".join(f"{x(r['replica_hours']):.1f},{y(r['sla_violation_rate']):.1f}" for r in bayes)
+        hx, hy = hpa_curve(runs)
+        hpa_path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(hx, hy, strict=True))
         parts = [
             f'<g transform="translate({i * width},0)">',
             f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">{name}</text>',
-            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#444"/>',
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#444"/>',
-            f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">'
-            f"replica-hours (0 to {xmax:.0f})</text>",
-            f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
-            f"SLA violations (0 to {100 * ymax:.0f} %)</text>",
+            f'<line x1="{pad}" y1="{base}" x2="{width - pad}" y2="{base}" stroke="#444"/>',
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{base}" stroke="#444"/>',
+            f'<text x="{width / 2}" y="{base + 30}" text-anchor="middle">'
+            f"replica-hours ({x_lo:.4g} to {x_hi:.4g})</text>",
+            f'<text x="14" y="{base / 2 + pad / 2}" transform="rotate(-90 14 {base / 2 + pad / 2})" '
+            'text-anchor="middle">'
+            f"SLA violations (0 to {100 * y_hi:.0f} %)</text>",
+            f'<polyline points="{hpa_path}" fill="none" stroke="#d62728" stroke-dasharray="4 3"/>',
             f'<polyline points="{path}" fill="none" stroke="#1f77b4" stroke-width="2"/>',
         ]
-        hx, hy = hpa_curve(runs)
-        hpa_path = " ".join(f"{x(a):.1f},{y(min(b, ymax)):.1f}" for a, b in zip(hx, hy, strict=True))
-        parts.append(f'<polyline points="{hpa_path}" fill="none" stroke="#d62728" stroke-dasharray="4 3"/>')
-        labels: list[tuple[float, float, list[float]]] = []  # ε values within 8 px of each other share one
-        for r in bayes:
-            cx, cy = x(r["replica_hours"]), y(r["sla_violation_rate"])
-            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="#1f77b4"/>')
-            near = next((lab for lab in labels if abs(lab[0] - cx) < 8 and abs(lab[1] - cy) < 8), None)
-            if near is None:
-                labels.append((cx, cy, [r["epsilon"]]))
-            else:
-                near[2].append(r["epsilon"])
-        for cx, cy, eps in labels:
-            parts.append(
-                f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}" font-size="10" fill="#1f77b4">'
-                f"ε={', '.join(f'{e:g}' for e in eps)}</text>"
-            )
+        labels: list[tuple[float, float, str, list[str]]] = []  # points within 8 px share one label
         for k, r in runs.items():
-            if k.startswith("bayesian"):
-                continue
-            rate = r["sla_violation_rate"]
-            cx, cy = x(r["replica_hours"]), y(min(rate, ymax))
-            short = k.replace("hpa target=", "u=")  # HPA's sweep: a short label on the dashed curve
-            label = short if rate <= ymax else f"{short} ({100 * rate:.0f} %, off scale)"
-            parts.append(f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="#d62728"/>')
+            cx, cy = x(r["replica_hours"]), y(r["sla_violation_rate"])
+            is_bayes = k.startswith("bayesian")
+            colour = "#1f77b4" if is_bayes else "#d62728"
+            if is_bayes:
+                parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{colour}"/>')
+            else:
+                parts.append(
+                    f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{colour}"/>'
+                )
+            if off(r):
+                continue  # named in the off-scale note instead
+            text = f"ε={r['epsilon']:g}" if is_bayes else k.replace("hpa target=", "u=")
+            near = next(
+                (lab for lab in labels if lab[2] == colour and abs(lab[0] - cx) < 8 and abs(lab[1] - cy) < 8),
+                None,
+            )
+            if near is None:
+                labels.append((cx, cy, colour, [text]))
+            else:
+                near[3].append(text)
+        for cx, cy, colour, texts in labels:
+            dy = -5 if colour == "#1f77b4" else 13
             parts.append(
-                f'<text x="{cx + 6:.1f}" y="{cy + 12:.1f}" font-size="10" fill="#d62728">{label}</text>'
+                f'<text x="{cx + 6:.1f}" y="{cy + dy:.1f}" font-size="10" fill="{colour}">'
+                f"{', '.join(texts)}</text>"
+            )
+        offs = [
+            f"{k.replace('hpa target=', 'hpa u=')} ({r['replica_hours']:.4g} h, "
+            f"{100 * r['sla_violation_rate']:.0f} %)"
+            for k, r in runs.items()
+            if off(r)
+        ]
+        if offs:
+            parts.append(
+                f'<text x="{pad}" y="{base + 48}" font-size="10" fill="#555">on the edge, off scale:</text>'
+            )
+        for j, text in enumerate(offs):
+            parts.append(
+                f'<text x="{pad + 8}" y="{base + 61 + 12 * j}" font-size="10" fill="#555">{text}</text>'
             )
         panels.append("\n".join([*parts, "</g>"]))
     total = width * max(len(results), 1)
@@ -221,6 +253,15 @@ def tradeoff_svg(results: dict[str, Any], width: int = 420, height: int = 300) -
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def against_static(saving: float | None) -> str:
+    """A saving against static peak in words (a negative saving costs more)."""
+    if saving is None:
+        return "—"
+    if saving < 0:
+        return f"{pct(-saving)} more replica-hours than static peak"
+    return f"{pct(saving)} fewer replica-hours than static peak"
 
 
 def markdown(results: dict[str, Any], command: str) -> str:
@@ -250,7 +291,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         lines += [
             "",
             f"- Bayesian at the default ε={DEFAULT_EPSILON:g}: "
-            f"{pct(v['saving_vs_static_default_eps'])} fewer replica-hours than static peak.",
+            f"{against_static(v['saving_vs_static_default_eps'])}.",
             "- Iso-cost against HPA (ε with replica-hours ≤ HPA's and the fewest violations): "
             + (
                 f"ε={v['iso_cost_epsilon']}, violations {pct(v['iso_cost_violations'])} vs HPA "
@@ -271,7 +312,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 else "at no ε."
             ),
             "- Against HPA retuned (its target swept "
-            + ", ".join(f"{t:g}" for t in (*HPA_TARGETS, 0.8))
+            + ", ".join(f"{t:g}" for t in sorted((*HPA_TARGETS, 0.8)))
             + " and the safe u): Bayesian violations minus HPA's at the same replica-hours: "
             + (
                 "; ".join(
@@ -306,7 +347,7 @@ def main() -> None:
     parser.add_argument(
         "--nab-series", default="5f5533", help="ec2_cpu_utilization_<id> files, comma-separated"
     )
-    parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4,0.5")
+    parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4,0.5,0.7")
     parser.add_argument("--penalty", type=float, default=5.0, help="the Bayesian policy's SLA penalty")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes)")
