@@ -121,6 +121,31 @@ def frontier_gap(runs: dict[str, dict[str, Any]], run: dict[str, Any]) -> float 
     return float(run["sla_violation_rate"] - np.interp(x, xs, ys))
 
 
+def over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's metrics over its seeds: the mean of each, the spread of the two the goals read, and every
+    seed's value (for paired comparisons: the same seed is the same interference and failures)."""
+    out: dict[str, Any] = {m: float(np.mean([r[m] for r in per_seed])) for m in METRICS}
+    if len(per_seed) > 1:
+        for m in ("replica_hours", "sla_violation_rate"):
+            out[f"{m}_sd"] = float(np.std([r[m] for r in per_seed], ddof=1))
+        out["per_seed"] = {m: [r[m] for r in per_seed] for m in ("replica_hours", "sla_violation_rate")}
+    return out
+
+
+def paired_wins(hpa: dict[str, Any], run: dict[str, Any]) -> int | None:
+    """Seeds on which `run` had fewer violations than HPA at no more replica-hours (None: one seed)."""
+    if "per_seed" not in run or "per_seed" not in hpa:
+        return None
+    pairs = zip(
+        run["per_seed"]["replica_hours"],
+        run["per_seed"]["sla_violation_rate"],
+        hpa["per_seed"]["replica_hours"],
+        hpa["per_seed"]["sla_violation_rate"],
+        strict=True,
+    )
+    return sum(rh <= hrh and v < hv for rh, v, hrh, hv in pairs)
+
+
 def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The two goals for one trace, from its runs."""
     static, hpa = runs["static-peak"], runs["hpa"]
@@ -136,7 +161,9 @@ def verdict(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     # the issue's goal, all at once: ≥ 30 % below static peak, ≤ HPA's cost, fewer violations
     meeting = [v["epsilon"] for v in beating_hpa if (saving(v) or 0.0) >= 0.30]
     gaps = {str(v["epsilon"]): frontier_gap(runs, v) for v in bayes.values()}
+    wins = {str(v["epsilon"]): paired_wins(hpa, v) for v in bayes.values()}
     return {
+        "seeds_beating_hpa_by_epsilon": wins,
         "hpa_curve_gap_by_epsilon": gaps,
         "below_hpa_curve_at_epsilon": [float(e) for e, g in gaps.items() if g is not None and g < 0],
         "saving_vs_static_default_eps": saving(default),
@@ -284,9 +311,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "|---|---|---|---|---|",
         ]
         for run, m in block["runs"].items():
+            hours, rate = f"{m['replica_hours']:.2f}", pct(m["sla_violation_rate"])
+            if "replica_hours_sd" in m:  # several seeds: mean ± standard deviation
+                hours += f" ± {m['replica_hours_sd']:.2f}"
+                rate += f" ± {pct(m['sla_violation_rate_sd'])}"
             lines.append(
-                f"| {run} | {m['replica_hours']:.2f} | {pct(m['sla_violation_rate'])} | "
-                f"{m['p99_latency_s']:.2f} | {m['scaling_actions']} |"
+                f"| {run} | {hours} | {rate} | {m['p99_latency_s']:.2f} | {m['scaling_actions']:.0f} |"
             )
         lines += [
             "",
@@ -323,6 +353,16 @@ def markdown(results: dict[str, Any], command: str) -> str:
                 or "no ε lands within the HPA sweep's cost range"
             )
             + ".",
+            *(
+                [
+                    "- Seeds on which the Bayesian policy had fewer violations than HPA at no more "
+                    "replica-hours, same seed: "
+                    + "; ".join(f"ε={e}: {w}" for e, w in v["seeds_beating_hpa_by_epsilon"].items())
+                    + "."
+                ]
+                if any(w is not None for w in v.get("seeds_beating_hpa_by_epsilon", {}).values())
+                else []
+            ),
             f"- Goal (≥ 30 % below static peak *and* fewer violations than HPA at ≤ its replica-hours, "
             f"one ε): **{met}**.",
             "",
@@ -335,7 +375,7 @@ def saved_command(args: argparse.Namespace) -> str:
     return (
         "OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py "
         f"--traces {args.traces} --nab-series {args.nab_series} --epsilons {args.epsilons} "
-        f"--penalty {args.penalty:g}"
+        f"--penalty {args.penalty:g}" + (f" --seeds {args.seeds}" if args.seeds > 1 else "")
     )
 
 
@@ -349,7 +389,10 @@ def main() -> None:
     )
     parser.add_argument("--epsilons", default="0.05,0.1,0.2,0.3,0.4,0.5,0.7")
     parser.add_argument("--penalty", type=float, default=5.0, help="the Bayesian policy's SLA penalty")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds per run (interference and failures): means, sd, pairs"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "replay" / "goals.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "replay-results.md")
@@ -384,18 +427,20 @@ def main() -> None:
         for name, path, _, config in jobs
     }
     with Progress(console=console) as progress, ProcessPoolExecutor(args.jobs) as pool:
-        task = progress.add_task("replays", total=len(planned))
+        seeds = range(args.seed, args.seed + args.seeds)
+        task = progress.add_task("replays", total=len(planned) * len(seeds))
         futures = {
-            pool.submit(measure, path, fmt, policy, cfg, args.seed): (name, label, eps)
-            for name, path, fmt, _, (label, policy, cfg, eps) in planned
+            pool.submit(measure, path, fmt, policy, cfg, seed): (name, label, seed)
+            for name, path, fmt, _, (label, policy, cfg, _eps) in planned
+            for seed in seeds
         }
-        done: dict[tuple[str, str], dict[str, Any]] = {}
+        done: dict[tuple[str, str, int], dict[str, Any]] = {}
         for future in as_completed(futures):
-            name, label, eps = futures[future]
-            done[(name, label)] = future.result() | ({"epsilon": eps} if eps is not None else {})
+            done[futures[future]] = future.result()
             progress.advance(task)
-    for name, _, _, _, (label, *_rest) in planned:  # the planned order, whatever order they finished in
-        results[name]["runs"][label] = done[(name, label)]
+    for name, _, _, _, (label, _policy, _cfg, eps) in planned:  # the planned order, not the finishing one
+        run = over_seeds([done[(name, label, seed)] for seed in seeds])
+        results[name]["runs"][label] = run | ({"epsilon": eps} if eps is not None else {})
     for block in results.values():
         block["verdict"] = verdict(block["runs"])
     for name, block in results.items():

@@ -49,3 +49,18 @@ def test_verdict_separates_beating_hpa_from_beating_its_curve(goals: ModuleType)
     # ε=0.05 costs more than HPA at 0.8, so the issue's iso-cost test does not count it
     assert v["beats_hpa_at_epsilon"] == [] and not v["goal_met"]
     assert v["hpa_curve_gap_by_epsilon"]["0.5"] is None
+
+
+def test_seeds_are_averaged_and_compared_in_pairs(goals: ModuleType) -> None:
+    """Over seeds a run reports means and spreads; the paired count compares each seed with HPA's run on
+    the same seed (same interference and failures)."""
+    metrics = {m: 0.0 for m in goals.METRICS}
+    hpa = goals.over_seeds([metrics | {"replica_hours": h, "sla_violation_rate": v} for h, v in
+                            [(100.0, 0.05), (110.0, 0.04), (90.0, 0.06)]])  # fmt: skip
+    bayes = goals.over_seeds([metrics | {"replica_hours": h, "sla_violation_rate": v} for h, v in
+                              [(95.0, 0.03), (112.0, 0.02), (90.0, 0.04)]])  # fmt: skip
+    assert bayes["replica_hours"] == pytest.approx(99.0)
+    assert bayes["sla_violation_rate_sd"] == pytest.approx(0.01)
+    # seed 1 costs more than HPA's seed 1: only seeds 0 and 2 count
+    assert goals.paired_wins(hpa, bayes) == 2
+    assert goals.paired_wins(goals.over_seeds([metrics]), goals.over_seeds([metrics])) is None
