@@ -17,8 +17,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from policies.guardrails import GuardrailContext, MinMax, StepLimit
-from policies.scaling import MONTE_CARLO_DRAWS, BayesianScalingPolicy, ScalingInput
+from policies.scaling import BayesianScalingPolicy, ScalingInput
 from policies.types import Candidate, Decision, GuardrailEffect, InvalidPolicyInput
+
+MONTE_CARLO_DRAWS = 4000
+"""Seeded draws of the pool's shared demand (workloads' loads are comonotone within a draw)."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,6 @@ from policies.distribution import QuantileForecast
 from policies.guardrails import GuardrailContext, StepLimit, default_chain
 from policies.types import BasePolicy, Candidate, Decision, GuardrailEffect, InvalidPolicyInput, register
 
-MONTE_CARLO_DRAWS = 4000
-"""Draws of the Monte Carlo paths (the pool policy's shared demand)."""
 DEGRADATION_POINTS = 64
 """Quadrature points of the degradation distribution in the scaling risk."""
 
