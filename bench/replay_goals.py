@@ -56,6 +56,8 @@ AZURE_CONFIG: dict[str, Any] = {
     "scaling": {"min_observations": 10},
 }
 NAB_CONFIG: dict[str, Any] = {"step_seconds": 60, "decision_interval_seconds": 300, "warmup_seconds": 86400}
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "replay" / "goals.json"
+DEFAULT_DOC = ROOT / "docs" / "replay-results.md"
 BASELINES = ("static-peak", "hpa", "oracle")
 HPA_TARGETS = (0.6, 0.7, 0.75, 0.85)
 """HPA retuned: its target swept around the usual 0.8, tracing HPA's own cost/violation curve."""
@@ -375,8 +377,17 @@ def saved_command(args: argparse.Namespace) -> str:
     return (
         "OMP_NUM_THREADS=1 .venv/bin/python bench/replay_goals.py "
         f"--traces {args.traces} --nab-series {args.nab_series} --epsilons {args.epsilons} "
-        f"--penalty {args.penalty:g}" + (f" --seeds {args.seeds}" if args.seeds > 1 else "")
+        f"--penalty {args.penalty:g}"
+        + (f" --seeds {args.seeds}" if args.seeds > 1 else "")
+        + (f" --output {rel(args.output)}" if args.output != DEFAULT_OUTPUT else "")
+        + (f" --doc {rel(args.doc)}" if args.doc != DEFAULT_DOC else "")
     )
+
+
+def rel(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (as a command line would give it)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def main() -> None:
@@ -394,8 +405,8 @@ def main() -> None:
         "--seeds", type=int, default=1, help="seeds per run (interference and failures): means, sd, pairs"
     )
     parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "replay" / "goals.json")
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "replay-results.md")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     parser.add_argument(
         "--render", type=Path, help="re-render --doc (verdicts, tables, figure) from a goals.json, no replays"
     )
