@@ -3,7 +3,7 @@ translation of connectivity failures into `DatabaseUnavailable` (503) so a clien
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,14 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: commit on success, roll back on any error; outages become 503s."""
+        """A unit of work: commit on success, roll back on any error; outages become 503s. Callbacks
+        registered with `on_commit` run once the commit succeeded (and never after a rollback)."""
         session = self.session_factory()
+        committed: list[Callable[[], None]] = []
         try:
             yield session
             session.commit()
+            committed = session.info.pop(AFTER_COMMIT, [])
         except BaseException as error:
             _rollback_quietly(session)
             if isinstance(error, exc.SQLAlchemyError | psycopg.Error) and is_unavailable_error(error):
@@ -93,9 +96,21 @@ class Database:
             raise
         finally:
             session.close()
+        for callback in committed:
+            callback()
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+AFTER_COMMIT = "foresight_after_commit"
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work `session` belongs to has committed (for example counting
+    what was stored: metrics then never include rolled-back work, and are up to date before the
+    response is sent)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def _rollback_quietly(session: Session) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from service.db import Database
+from service.db import Database, on_commit
 from service.models.base import from_epoch_us, to_epoch_us
 from service.telemetry import repository
 from service.telemetry.downsample import bucketize, nice_step
@@ -118,3 +118,23 @@ def test_bucketize_matches_a_direct_computation(points: list[tuple[int, float]],
 def test_nice_step_never_exceeds_max_points(span: int, points: int) -> None:
     step = nice_step(span, points)
     assert (span // step) + 1 <= points  # epoch-aligned buckets over the span
+
+
+def test_after_commit_callbacks_run_only_once_the_work_is_committed(database: Database) -> None:
+    """Metrics counted with `on_commit` include what was stored, before the unit of work returns, and
+    never what a rollback undid."""
+    sid = _series_id(database)
+    seen: list[int] = []
+    with database.session() as session:
+        stored = repository.insert_samples(
+            session, np.full(1, sid), np.array([1_700_000_000_000_000]), np.ones(1)
+        )
+        on_commit(session, lambda: seen.append(stored))
+        assert seen == []  # not yet: the commit has not happened
+    assert seen == [1]
+    with pytest.raises(RuntimeError), database.session() as session:
+        on_commit(session, lambda: seen.append(-1))
+        raise RuntimeError("the batch failed")
+    with database.session():
+        pass  # a later unit of work does not inherit the rolled-back one's callbacks
+    assert seen == [1]

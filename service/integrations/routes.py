@@ -4,14 +4,16 @@ Prometheus exposition of forecasts and recommendations and the KEDA metrics-api 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.orm import Session
 
 from service.auth.schemas import Principal
 from service.config import Settings
+from service.db import on_commit
 from service.deps import SessionDep, SettingsDep, require
 from service.errors import ForesightError
 from service.integrations import exports, keda, otlp, receive, remote_write
@@ -40,7 +42,6 @@ RECEIVER_ERRORS: dict[int | str, dict[str, str]] = {
 def _receive(
     session: Session,
     settings: Settings,
-    after_commit: BackgroundTasks,
     source: str,
     counters: str | None,
     parse: Callable[[], RawBatch],
@@ -55,7 +56,7 @@ def _receive(
     except ForesightError as error:
         REJECTED_BATCHES.labels(error.code).inc()
         raise
-    after_commit.add_task(receive.record_metrics, result)
+    on_commit(session, partial(receive.record_metrics, result))
     return result
 
 
@@ -70,7 +71,6 @@ def prometheus_remote_write(
     session: SessionDep,
     settings: SettingsDep,
     body: Body,
-    after_commit: BackgroundTasks,
     counters: Counters = None,
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
@@ -80,7 +80,7 @@ def prometheus_remote_write(
         remote_write.check_headers(content_type, content_encoding)
         return remote_write.decode(body, settings.max_body_bytes)
 
-    return _receive(session, settings, after_commit, "remote_write", counters, parse)
+    return _receive(session, settings, "remote_write", counters, parse)
 
 
 @router.post(
@@ -97,7 +97,6 @@ def otlp_metrics(
     session: SessionDep,
     settings: SettingsDep,
     body: Body,
-    after_commit: BackgroundTasks,
     counters: Counters = None,
     content_type: Annotated[str | None, Header()] = None,
     content_encoding: Annotated[str | None, Header()] = None,
@@ -109,7 +108,7 @@ def otlp_metrics(
         answer_in.append(media)
         return raw
 
-    result = _receive(session, settings, after_commit, "otlp", counters, parse)
+    result = _receive(session, settings, "otlp", counters, parse)
     rejected = sum(result.dropped.values())
     reasons = ", ".join(f"{reason}: {count}" for reason, count in result.dropped.items())
     message = f"points left out ({reasons})" if rejected else ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from service.auth.schemas import Principal
+from service.db import on_commit
 from service.deps import SessionDep, SettingsDep, require
 from service.errors import ForesightError, InvalidInput, NotFound, PayloadTooLarge
 from service.models import Series
@@ -71,7 +73,6 @@ def ingest_telemetry(
     session: SessionDep,
     settings: SettingsDep,
     body: Annotated[bytes, Depends(read_body)],
-    after_commit: BackgroundTasks,
 ) -> IngestResult:
     """Runs in the thread pool: parsing a large batch never blocks the event loop."""
     try:
@@ -81,7 +82,7 @@ def ingest_telemetry(
     except ForesightError as error:
         REJECTED_BATCHES.labels(error.code).inc()
         raise
-    after_commit.add_task(telemetry.record_ingest_metrics, result)  # runs once the commit succeeded
+    on_commit(session, partial(telemetry.record_ingest_metrics, result))
     return result
 
 
