@@ -31,6 +31,12 @@ class InvalidPolicyInput(PolicyError, ValueError):
     code = "invalid_policy_input"
 
 
+class InvalidPolicyConfig(PolicyError, ValueError):
+    """A policy was configured with a parameter it does not take."""
+
+    code = "invalid_policy_config"
+
+
 class UnknownPolicyError(PolicyError, KeyError):
     """No policy is registered under the requested name."""
 
@@ -166,4 +172,7 @@ def build_policy(name: str, **config: Any) -> Any:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise UnknownPolicyError(f"no policy named {name!r}; known policies: {known}") from None
-    return cls(**config)
+    try:
+        return cls(**config)
+    except TypeError as error:  # an unknown or missing keyword: the configuration's fault, say which
+        raise InvalidPolicyConfig(f"policy {name!r}: {error}") from None

@@ -143,3 +143,9 @@ def test_missing_trace_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ReplayError, match="does not exist"):
         run_replay(tmp_path / "none.csv", "long", "hpa", {}, 0, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_policy_parameter_it_does_not_take_is_a_clear_replay_error(llm_csv: Path) -> None:
+    config = {"scaling": {"min_observations": 5, "bayesian": {"seed": 1}}}
+    with pytest.raises(ReplayError, match=r"bayesian.*seed"):
+        run_replay(llm_csv, "azure-llm", "bayesian", config, 0, None)
