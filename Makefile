@@ -23,7 +23,7 @@ test: install
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy service forecasting policies
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy service replay forecasting policies
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py

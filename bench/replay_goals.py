@@ -41,9 +41,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from service.replay.engine import run_replay
-from service.replay.serving import build_serving
-from service.replay.traces import load_trace
+from replay.engine import run_replay
+from replay.serving import build_serving
+from replay.traces import load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from service.replay.engine import simulate
-from service.replay.traces import load_trace
+from replay.engine import simulate
+from replay.traces import load_trace
 
 NAB = Path(__file__).resolve().parents[1] / "service" / "sample_data" / "nab"
 

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from service.replay.engine import run_replay
-from service.replay.sweep import grid, sweep
+from replay.engine import run_replay
+from replay.sweep import grid, sweep
 
 NAB = Path(__file__).resolve().parents[1] / "service" / "sample_data" / "nab"
 

@@ -27,6 +27,7 @@ import numpy as np
 from policies.adaptive import ViolationHistory, adapt_risk
 from policies.distribution import QuantileForecast
 from policies.guardrails import GuardrailContext, StepLimit, default_chain
+from policies.slo import DEFAULT_SLO, ScalingSlo
 from policies.types import BasePolicy, Candidate, Decision, GuardrailEffect, InvalidPolicyInput, register
 
 DEGRADATION_POINTS = 64
@@ -50,10 +51,10 @@ class ScalingInput:
     """Interference degradation d (0 = healthy; capacity is multiplied by 1 - d)."""
     min_replicas: int = 1
     max_replicas: int | None = None
-    target_utilisation: float = 0.8
-    epsilon: float = 0.05
-    cost_per_replica: float = 1.0
-    sla_penalty: float = 50.0
+    target_utilisation: float = DEFAULT_SLO.target_utilisation
+    epsilon: float = DEFAULT_SLO.epsilon
+    cost_per_replica: float = DEFAULT_SLO.cost_per_replica
+    sla_penalty: float = DEFAULT_SLO.sla_penalty
     violations: ViolationHistory | None = None
     recent_recommendations: tuple[tuple[float, int], ...] = ()
     """(timestamp, replicas) of this workload's recent recommendations, for stabilization/HPA baselines."""
@@ -84,6 +85,17 @@ class ScalingInput:
             problems.append(f"drain_seconds must be > 0, got {self.drain_seconds}")
         if problems:
             raise InvalidPolicyInput("; ".join(problems))
+
+    @classmethod
+    def with_slo(cls, slo: ScalingSlo, **values: Any) -> ScalingInput:
+        """An input whose objective fields come from `slo` (the one parser of a workload's settings)."""
+        return cls(
+            target_utilisation=slo.target_utilisation,
+            epsilon=slo.epsilon,
+            cost_per_replica=slo.cost_per_replica,
+            sla_penalty=slo.sla_penalty,
+            **values,
+        )
 
     @property
     def usable_capacity(self) -> float:
@@ -235,7 +247,7 @@ class BayesianScalingPolicy(BasePolicy):
         stabilization_seconds: float = 300.0,
         step_limit: StepLimit | Mapping[str, Any] | None = None,
         max_candidates_shown: int = 12,
-        reactive_floor: bool = False,
+        reactive_floor: bool = True,
     ) -> None:
         self.reactive_floor = reactive_floor
         self.stabilization_seconds = stabilization_seconds

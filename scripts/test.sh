@@ -7,7 +7,7 @@ BIN=.venv/bin
 echo "== ruff"
 $BIN/ruff check .
 $BIN/ruff format --check .
-echo "== mypy"; $BIN/mypy service forecasting policies
+echo "== mypy"; $BIN/mypy service replay forecasting policies
 echo "== pytest"
 # The end-to-end Prometheus tests run in a pytest process of their own. The Prometheus they start also
 # scrapes the in-process server's /metrics, whose registry is process-wide: after the rest of the suite it

@@ -25,7 +25,7 @@ from service.forecasts.train_cli import train as forecast_train
 from service.integrations.cli import backfill as backfill_command
 from service.integrations.cli import sources_app
 from service.nodes.cli import mitigation_app
-from service.replay.cli import replay_app
+from service.replays.cli import replay_app
 from service.startup import prepare_database
 from service.telemetry import service as telemetry
 from service.telemetry.csv_import import CsvMapping, batches, read_long_csv

@@ -1,4 +1,4 @@
-"""The one-way imports of DESIGN.md section 2: forecasting <- policies <- service, and neither pure
+"""The one-way imports of docs/architecture.md: forecasting <- policies <- replay <- service, and no pure
 package imports web or database code (import-linter contracts, plus a direct AST check)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tests.helpers import REPO_ROOT
 FORBIDDEN = {
     "forecasting": {
         "service",
+        "replay",
         "policies",
         "fastapi",
         "starlette",
@@ -24,7 +25,8 @@ FORBIDDEN = {
         "psycopg",
         "uvicorn",
     },
-    "policies": {"service", "fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn"},
+    "policies": {"service", "replay", "fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn"},
+    "replay": {"service", "fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn", "typer"},
 }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from policies.adaptive import ViolationHistory
 from policies.rightsizing import ResourceUsage, RightsizingInput
 from policies.scaling import ScalingInput
+from policies.slo import ScalingSlo
 from policies.types import PolicyError, build_policy
 from service.decisions import inputs as read
 from service.decisions import repository as repo
@@ -37,7 +38,7 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
         )
     metric = workload.capacity_metric or "requests_per_second"
     series = read.find_series(session, cluster, "workload", workload.name, metric)
-    slo = workload.slo or {}
+    workload_slo = workload.slo or {}
     notes: list[str] = []
     if series is None:
         seen, forecast = read.Observed((), 60.0, None), None
@@ -58,7 +59,9 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
         session, "scaling", workload.cluster_id, workload.name, now - STABILIZATION_LOOKBACK
     )
     try:
-        inputs = ScalingInput(
+        slo = ScalingSlo.from_mapping({**workload_slo, **({"epsilon": body.epsilon} if body.epsilon else {})})
+        inputs = ScalingInput.with_slo(
+            slo,
             workload=workload.name,
             now_ts=now.timestamp(),
             current_replicas=workload.replicas,
@@ -68,10 +71,6 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             observed_step_seconds=seen.step_seconds,
             min_replicas=workload.min_replicas,
             max_replicas=workload.max_replicas,
-            target_utilisation=float(slo.get("target_utilisation", 0.8)),
-            epsilon=body.epsilon or float(slo.get("epsilon", 0.05)),
-            cost_per_replica=float(slo.get("cost_per_replica", 1.0)),
-            sla_penalty=float(slo.get("sla_penalty", 50.0)),
             violations=ViolationHistory(windows, min(violations, windows)),
             recent_recommendations=tuple((ts.timestamp(), n) for ts, n in recent),
             backlog=queued,

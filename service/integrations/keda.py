@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from policies.slo import ScalingSlo
 from service.decisions import inputs as read
 from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts import service as forecasts
@@ -48,11 +49,11 @@ def _target_metric(session: Session, workload: Workload, cluster: str, horizon: 
     series = read.find_series(session, cluster, "workload", workload.name, metric)
     if series is None:
         return None
-    slo = workload.slo or {}
+    slo = ScalingSlo.from_mapping(workload.slo)
     per_replica = None
     if workload.replica_capacity is not None:
-        per_replica = workload.replica_capacity * float(slo.get("target_utilisation", 0.8))
-    wanted = 1.0 - float(slo.get("epsilon", 0.05))
+        per_replica = workload.replica_capacity * slo.target_utilisation
+    wanted = 1.0 - slo.epsilon
     try:
         answer = forecasts.forecast(session, series.id, horizon)
     except DatabaseUnavailable:

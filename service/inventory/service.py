@@ -7,6 +7,8 @@ from typing import cast
 
 from sqlalchemy.orm import Session
 
+from policies.slo import ScalingSlo
+from policies.types import InvalidPolicyInput
 from service.errors import InvalidInput
 from service.inventory import repository as repo
 from service.inventory.schemas import (
@@ -47,14 +49,10 @@ def configure_workload(session: Session, name: str, config: WorkloadConfig) -> W
             f"max_replicas ({row.max_replicas}) is below min_replicas ({row.min_replicas})",
             details=[{"loc": ["body", "max_replicas"], "msg": "must be >= min_replicas"}],
         )
-    eps = (row.slo or {}).get("epsilon")
-    if eps is not None and not (isinstance(eps, int | float) and 0 < eps < 1):
-        raise InvalidInput(
-            "slo.epsilon must be a number in (0, 1)", details=[{"loc": ["body", "slo", "epsilon"]}]
-        )
-    util = (row.slo or {}).get("target_utilisation")
-    if util is not None and not (isinstance(util, int | float) and 0 < util <= 1):
-        raise InvalidInput("slo.target_utilisation must lie in (0, 1]", details=[{"loc": ["body", "slo"]}])
+    try:
+        ScalingSlo.from_mapping(row.slo)
+    except InvalidPolicyInput as error:
+        raise InvalidInput(str(error), details=[{"loc": ["body", "slo"], "msg": str(error)}]) from None
     session.flush()
     return workload_out(row, config.cluster)
 

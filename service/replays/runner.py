@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from policies.types import PolicyError
+from replay.engine import run_replay
+from replay.sweep import compare_policies
+from replay.traces import ReplayError
 from service.db import Database
 from service.ops.logging import get_logger
-from service.replay.engine import run_replay
-from service.replay.sweep import compare_policies
-from service.replay.traces import ReplayError
 from service.replays import repository as repo
 
 log = get_logger("foresight.replays")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from replay.adapters import POLICIES
+from replay.engine import validate_config
+from replay.traces import ReplayError, load_trace
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import ReplayRun
-from service.replay.adapters import POLICIES
-from service.replay.engine import validate_config
-from service.replay.traces import ReplayError, load_trace
 from service.replays import repository as repo
 from service.replays import runner
 from service.replays.bundled import BUNDLED

@@ -189,7 +189,7 @@ def test_reactive_floor_never_leaves_the_latest_observation_short() -> None:
     """The forecast lags a level shift (it still says 40) while the last observation is 80: with the
     floor the answer serves 80 at 8 per replica (10), and the guardrail says why."""
     lagging = scaling_input(observed_load=(40.0,) * 9 + (80.0,), current_replicas=7)
-    plain = BayesianScalingPolicy(step_limit=StepLimit(max_up=100)).decide(lagging)
+    plain = BayesianScalingPolicy(step_limit=StepLimit(max_up=100), reactive_floor=False).decide(lagging)
     floored = BayesianScalingPolicy(step_limit=StepLimit(max_up=100), reactive_floor=True).decide(lagging)
     assert plain.params["replicas"] == 7
     assert floored.params["replicas"] == 10

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from service.replay.cli import replay_app
-from service.replay.summary import SUMMARY_METRICS
-from service.replay.sweep import grid, sweep
+from replay.summary import SUMMARY_METRICS
+from replay.sweep import grid, sweep
+from service.replays.cli import replay_app
 from tests.replay.conftest import QUIET
 
 

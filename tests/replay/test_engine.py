@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from policies.power_profiles import SPLITWISE_FILE
-from service.replay.engine import run_replay, simulate
-from service.replay.summary import SUMMARY_METRICS
-from service.replay.traces import ReplayError, load_trace
+from replay.engine import run_replay, simulate
+from replay.summary import SUMMARY_METRICS
+from replay.traces import ReplayError, load_trace
 from tests.replay.conftest import QUIET
 
 REQUIRED = {

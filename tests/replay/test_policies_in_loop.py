@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.replay.engine import run_replay, simulate
-from service.replay.summary import request_latencies
-from service.replay.traces import load_trace
+from replay.engine import run_replay, simulate
+from replay.summary import request_latencies
+from replay.traces import load_trace
 from tests.replay.conftest import QUIET, long_trace
 
 

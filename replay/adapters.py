@@ -8,7 +8,7 @@ workload. Each CLI name maps onto registered code (`policies/`, `forecasting/`),
 * `hpa` -> `hpa`; `vpa` -> `vpa_percentile`; `holt-winters` -> `holt_winters_hpa`;
 * `fft-period` -> the `fft_period` forecaster, sized by `static_peak` for the larger of the forecast
   window's highest median and the last observation (Crane's EHPA rule);
-* `bayesian` -> `bayesian_scaling` (reactive floor on) fed by a forecaster (`seasonal_window` by
+* `bayesian` -> `bayesian_scaling` (its defaults, as in the service) fed by a forecaster (`seasonal_window` by
   default) updated with every new observation and refit every `refit_every` decisions, plus what a
   serving stack exports beside the load: the queue depth (`backlog`, drained over the forecast window)
   and the slowdown of recent intervals as its interference forecast (`see_backlog`,
@@ -33,8 +33,9 @@ from policies.baselines import StaticPeakPolicy
 from policies.catalog import load_all
 from policies.distribution import QuantileForecast
 from policies.scaling import ScalingInput
+from policies.slo import ScalingSlo
 from policies.types import Decision, build_policy
-from service.replay.traces import ReplayError
+from replay.traces import ReplayError
 
 POLICIES: dict[str, str] = {
     "static-peak": "provision for the trace's peak observation, never move (static_peak)",
@@ -94,6 +95,7 @@ class PureAdapter:
         self.sees_interference = bool(cfg.get("see_interference", name == "bayesian"))
         """Whether the policy is given the observed slowdown as its interference forecast (Foresight)."""
         self.interference_window = int(cfg.get("interference_window", 12))
+        self.slo = ScalingSlo.from_mapping(cfg, where="scaling")
         self._band: np.ndarray | None = None
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
@@ -105,7 +107,8 @@ class PureAdapter:
     def inputs(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> ScalingInput:
         obs = view.observations[-self.history :, w]
         max_r = self.cfg.get("max_replicas")
-        return ScalingInput(
+        return ScalingInput.with_slo(
+            self.slo,
             workload=f"w{w}",
             now_ts=view.now_s,
             current_replicas=int(view.current[w]),
@@ -115,10 +118,6 @@ class PureAdapter:
             observed_step_seconds=self.interval_s,
             min_replicas=int(self.cfg.get("min_replicas", 1)),
             max_replicas=None if max_r is None else int(max_r),
-            target_utilisation=float(self.cfg.get("target_utilisation", 0.8)),
-            epsilon=float(self.cfg.get("epsilon", 0.05)),
-            cost_per_replica=float(self.cfg.get("cost_per_replica", 1.0)),
-            sla_penalty=float(self.cfg.get("sla_penalty", 50.0)),
             violations=ViolationHistory(int(view.violations[w, 0]), int(view.violations[w, 1])),
             recent_recommendations=tuple(self.recent[w]),
             backlog=float(view.backlog[w]) if view.backlog is not None and self.sees_backlog else 0.0,
@@ -299,8 +298,7 @@ def build_adapter(
     if name == "static-peak":
         return StaticAdapter(peaks, name, capacity, interval_s, cfg, None)
     if name == "bayesian":
-        args = {"reactive_floor": True, **dict(cfg.get("bayesian", {}))}
-        policy = build_policy("bayesian_scaling", **args)
+        policy = build_policy("bayesian_scaling", **dict(cfg.get("bayesian", {})))
         return ForecastAdapter(name, capacity, interval_s, cfg, policy)
     if name == "fft-period":
         fft_cfg = {**cfg, "forecaster": "fft_period", "forecaster_params": cfg.get("fft_params", {})}

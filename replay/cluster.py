@@ -26,9 +26,9 @@ from policies.catalog import load_all
 from policies.mitigation_synthetic import generate, sample_downtime
 from policies.mitigation_types import MitigationInput, NodeEvent
 from policies.types import build_policy
-from service.replay.traces import ReplayError
+from replay.traces import ReplayError
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 NOISE_DIRS = (
     _REPO.parent / "shared" / "data" / "azure_vm_noise_2024",
     _REPO / "tests" / "data" / "azure_vm_noise_2024",

@@ -24,7 +24,7 @@ from policies.distribution import QuantileForecast
 from policies.power_model import PowerDomainInput, ServerState
 from policies.power_profiles import GpuCurve, gpu_curve
 from policies.types import build_policy
-from service.replay.traces import ReplayError
+from replay.traces import ReplayError
 
 
 class PowerModel:

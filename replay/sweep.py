@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from service.replay.engine import run_replay, simulate, validate_config
-from service.replay.report import write_report
-from service.replay.summary import SUMMARY_METRICS, compare, summarise
-from service.replay.traces import ReplayError, load_trace
+from replay.engine import run_replay, simulate, validate_config
+from replay.report import write_report
+from replay.summary import SUMMARY_METRICS, compare, summarise
+from replay.traces import ReplayError, load_trace
 
 
 def _trace(path: str | Path, fmt: str, config: dict[str, Any]) -> Any:

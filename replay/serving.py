@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from policies.power_profiles import LlmProfile, llm_profile
-from service.replay.traces import ReplayError, Trace
+from replay.traces import ReplayError, Trace
 
 MAX_WAIT_S = 3600.0
 """Waits are capped here (e.g. no replica at all): far above any SLO, it keeps the numbers finite."""

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from service.replay.summary import SUMMARY_METRICS
+from replay.summary import SUMMARY_METRICS
 
 MAX_POINTS = 4000
 """Long runs are thinned to this many points per line (every n-th step) to keep the page light."""

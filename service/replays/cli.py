@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.replay.adapters import POLICIES
-from service.replay.engine import run_replay
-from service.replay.summary import SUMMARY_METRICS
-from service.replay.sweep import compare_policies, grid, sweep
-from service.replay.traces import TRACE_FORMATS, ReplayError
+from replay.adapters import POLICIES
+from replay.engine import run_replay
+from replay.summary import SUMMARY_METRICS
+from replay.sweep import compare_policies, grid, sweep
+from replay.traces import TRACE_FORMATS, ReplayError
 
 replay_app = typer.Typer(help="Replay traces through scaling policies in closed loop.", no_args_is_help=True)
 console = Console()

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from policies.slo import ScalingSlo
 from policies.types import PolicyError
-from service.replay.adapters import OracleAdapter, PolicyView, build_adapter, replicas_for
-from service.replay.cluster import Cluster, build_cluster
-from service.replay.power import PowerModel
-from service.replay.serving import build_serving
-from service.replay.traces import ReplayError, Trace, load_trace
+from replay.adapters import OracleAdapter, PolicyView, build_adapter, replicas_for
+from replay.cluster import Cluster, build_cluster
+from replay.power import PowerModel
+from replay.serving import build_serving
+from replay.traces import ReplayError, Trace, load_trace
 
 CONFIG_KEYS = {
     "step_seconds", "decision_interval_seconds", "speed", "tile", "cold_start_seconds", "observe",
@@ -74,7 +75,10 @@ def simulate(
     k = max(round(float(config.get("decision_interval_seconds", 60.0)) / dt), 1)
     cold = max(round(float(config.get("cold_start_seconds", 120.0)) / dt), 0)
     cap = serving.replica_capacity
-    util_target = float(scfg.get("target_utilisation", 0.8))
+    try:
+        util_target = ScalingSlo.from_mapping(scfg, where="scaling").target_utilisation
+    except PolicyError as exc:
+        raise ReplayError(str(exc)) from None
     observe = str(config.get("observe", "mean"))
     if observe not in ("mean", "max"):
         raise ReplayError(f"observe must be 'mean' or 'max', got {observe!r}")
@@ -264,8 +268,8 @@ def run_replay(
 ) -> dict[str, Any]:
     """Replay `policy` over a trace; write summary.json, timeline.csv and report.html into `output_dir`
     (atomically: a temporary sibling renamed into place) and return the summary. Raises ReplayError."""
-    from service.replay.report import write_report
-    from service.replay.summary import summarise, timeline_frame
+    from replay.report import write_report
+    from replay.summary import summarise, timeline_frame
 
     config = validate_config(config or {})
     trace = load_trace(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.replay.traces import Trace
+from replay.traces import Trace
 
 SUMMARY_METRICS = (
     "simulated_seconds",
