@@ -35,3 +35,8 @@ class Principal(BaseModel):
     key_id: int
     name: str
     scopes: list[str]
+
+    @property
+    def actor(self) -> str:
+        """How the key appears in the audit log: its name and id (never the secret)."""
+        return f"key:{self.name}#{self.key_id}"

@@ -30,11 +30,6 @@ Operate = Annotated[Principal, Depends(require("operate"))]
 DecisionId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-def actor_of(principal: Principal) -> str:
-    """How a key appears in the audit log: its name and id (never the secret)."""
-    return f"key:{principal.name}#{principal.key_id}"
-
-
 @router.post(
     "/recommendations/scaling",
     response_model=DecisionOut,
@@ -42,7 +37,7 @@ def actor_of(principal: Principal) -> str:
     summary="Recommend a workload's replicas (recorded as a decision)",
 )
 def recommend_scaling(principal: Operate, session: SessionDep, body: ScalingRequest) -> DecisionOut:
-    return scaling.recommend_scaling(session, body, actor_of(principal))
+    return scaling.recommend_scaling(session, body, principal.actor)
 
 
 @router.post(
@@ -52,7 +47,7 @@ def recommend_scaling(principal: Operate, session: SessionDep, body: ScalingRequ
     summary="Recommend a workload's per-replica CPU / memory requests",
 )
 def recommend_rightsizing(principal: Operate, session: SessionDep, body: RightsizingRequest) -> DecisionOut:
-    return scaling.recommend_rightsizing(session, body, actor_of(principal))
+    return scaling.recommend_rightsizing(session, body, principal.actor)
 
 
 @router.get("/decisions", response_model=DecisionPage, summary="The audit log of decisions, newest first")
@@ -88,9 +83,7 @@ def approve(
     decision_id: DecisionId,
     body: Annotated[Verdict | None, Body()] = None,
 ) -> DecisionOut:
-    return decisions.verdict(
-        session, decision_id, "approved", actor_of(principal), body.note if body else None
-    )
+    return decisions.verdict(session, decision_id, "approved", principal.actor, body.note if body else None)
 
 
 @router.post("/decisions/{decision_id}/reject", response_model=DecisionOut, summary="Reject (operate)")
@@ -100,9 +93,7 @@ def reject(
     decision_id: DecisionId,
     body: Annotated[Verdict | None, Body()] = None,
 ) -> DecisionOut:
-    return decisions.verdict(
-        session, decision_id, "rejected", actor_of(principal), body.note if body else None
-    )
+    return decisions.verdict(session, decision_id, "rejected", principal.actor, body.note if body else None)
 
 
 @router.post(
@@ -116,7 +107,7 @@ def apply(
     decision_id: DecisionId,
     body: Annotated[Verdict | None, Body()] = None,
 ) -> DecisionOut:
-    return decisions.mark_applied(session, decision_id, actor_of(principal), body.note if body else None)
+    return decisions.mark_applied(session, decision_id, principal.actor, body.note if body else None)
 
 
 @router.post(
@@ -129,7 +120,7 @@ def apply(
 def outcome(
     principal: Operate, session: SessionDep, decision_id: DecisionId, body: OutcomeIn, response: Response
 ) -> OutcomeOut:
-    out, created = decisions.record_outcome(session, decision_id, body, actor_of(principal))
+    out, created = decisions.record_outcome(session, decision_id, body, principal.actor)
     if not created:
         response.status_code = 200
     return out

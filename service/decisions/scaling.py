@@ -17,7 +17,7 @@ from service.decisions import repository as repo
 from service.decisions import service as decisions
 from service.decisions.schemas import DecisionOut, RightsizingRequest, ScalingRequest
 from service.errors import Conflict, InvalidInput
-from service.inventory import repository as inventory
+from service.inventory import service as inventory
 from service.models import Workload
 
 VIOLATION_LOOKBACK = timedelta(days=7)

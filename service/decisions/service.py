@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policies.types import Decision as PolicyDecision
-from policies.types import build_policy, registered_policies
+from policies.types import build_policy, jsonable, registered_policies
 from service.decisions import repository as repo
 from service.decisions.schemas import DecisionEventOut, DecisionOut, DecisionPage, OutcomeIn, OutcomeOut
 from service.errors import Conflict, InvalidInput, NotFound
-from service.models import Decision, Node, NodeEvent, Outcome
+from service.models import Decision, Outcome
+from service.nodes import lifecycle as nodes
 
 AUTO_ACTOR = "foresight:auto"
 POLICY_ACTOR = "foresight"
@@ -69,7 +69,7 @@ def record(
         target_kind=target_kind,
         target_name=decision.target,
         action=decision.action,
-        params=_plain(decision.params),
+        params=jsonable(decision.params),
         status="proposed",
         mode=mode,
         explanation=explanation,
@@ -105,14 +105,6 @@ def record(
     return _out(row, cluster_name, history, None)
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    from policies.types import jsonable
-
-    plain = jsonable(params)
-    assert isinstance(plain, dict)
-    return plain
-
-
 def _move(session: Session, row: Decision, status: str, actor: str, note: str | None) -> None:
     if status not in TRANSITIONS[row.status]:
         raise Conflict(f"decision {row.id} is {row.status}; it cannot become {status}")
@@ -123,19 +115,9 @@ def _move(session: Session, row: Decision, status: str, actor: str, note: str | 
     if status == "applied":
         row.applied_at = row.updated_at
         if row.kind == "mitigation" and row.params.get("takes_out_of_service"):
-            _set_node_status(session, row, "out_of_service")
+            nodes.mitigation_applied(session, row.cluster_id, row.target_name)
     repo.add_event(session, row.id, actor, before, status, note)
     session.flush()
-
-
-def _set_node_status(session: Session, row: Decision, status: str) -> None:
-    """A mitigation that takes a node out marks it so (the out-of-service cap counts it); its outcome
-    brings it back."""
-    node = session.scalars(
-        select(Node).where(Node.cluster_id == row.cluster_id, Node.name == row.target_name)
-    ).first()
-    if node is not None:
-        node.status = status
 
 
 def _locked(session: Session, decision_id: int) -> Decision:
@@ -223,13 +205,17 @@ def record_outcome(
         ),
     )
     event_id = row.params.get("event_id")
-    if row.kind == "mitigation" and event_id is not None and body.downtime_minutes is not None:
-        event = session.get(NodeEvent, int(event_id))
-        if event is not None and row.status == "applied":
-            event.action_taken = row.action
-            event.downtime_minutes = body.downtime_minutes
-            event.resolved_at = outcome.measured_at
-            _set_node_status(session, row, "healthy")
+    mitigated = row.kind == "mitigation" and row.status == "applied"
+    if mitigated and event_id is not None and body.downtime_minutes is not None:
+        nodes.mitigation_outcome(
+            session,
+            row.cluster_id,
+            row.target_name,
+            int(event_id),
+            row.action,
+            body.downtime_minutes,
+            outcome.measured_at,
+        )
     repo.add_event(session, row.id, actor, row.status, row.status, "outcome recorded")
     return outcome_out(outcome), True
 

@@ -127,7 +127,7 @@ def _register(
             training_end=from_epoch_us(latest), artifact=artifact,
         ),
     )  # fmt: skip
-    return _model_out(record)
+    return model_out(record)
 
 
 def _latest_of(session: Session, refs: list[frames.SeriesRef]) -> tuple[int, int, int]:
@@ -146,10 +146,11 @@ def _backtest_metrics(request: TrainRequest, frame: pd.DataFrame) -> dict[str, A
 
 
 def list_models(session: Session) -> list[ModelOut]:
-    return [_model_out(row) for row in registry.list_models(session)]
+    return [model_out(row) for row in registry.list_models(session)]
 
 
-def _model_out(row: Any) -> ModelOut:
+def model_out(row: Any) -> ModelOut:
+    """The API shape of a registry row (forecasters and policy models alike)."""
     return ModelOut(
         id=row.id, kind=row.kind, name=row.name, version=row.version, params=row.params, metrics=row.metrics,
         training_start=row.training_start, training_end=row.training_end, created_at=row.created_at,

@@ -18,7 +18,7 @@ from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts import service as forecasts
 from service.integrations import repository
 from service.integrations.schemas import KedaOut, TargetMetric
-from service.inventory import repository as inventory
+from service.inventory import service as inventory
 from service.models import Workload
 
 

@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.errors import Conflict, NotFound
 from service.models import Cluster, Node, PowerDomain, Workload
 
 Row = TypeVar("Row", Workload, Node, PowerDomain)
@@ -22,24 +21,20 @@ def cluster_named(session: Session, name: str, create: bool) -> Cluster | None:
     return row
 
 
-def find(session: Session, model: type[Row], name: str, cluster: str | None) -> tuple[Row, str]:
-    """One row by name (and cluster when given), with its cluster's name; 404 / 409 say what to do."""
+def named(
+    session: Session, model: type[Row], name: str, cluster: str | None, limit: int = 3
+) -> list[tuple[Row, str]]:
+    """Rows called `name` (in `cluster` when given), each with its cluster's name."""
     query = (
         select(model, Cluster.name).join(Cluster, Cluster.id == model.cluster_id).where(model.name == name)
     )
     if cluster is not None:
         query = query.where(Cluster.name == cluster)
-    rows = session.execute(query.limit(3)).all()
-    what = model.__tablename__.rstrip("s").replace("_", " ")
-    if not rows:
-        where = f" in cluster {cluster!r}" if cluster else ""
-        raise NotFound(
-            f"{what} {name!r} does not exist{where}; it appears once telemetry names it, or configure it"
-        )
-    if len(rows) > 1:
-        clusters = ", ".join(sorted(c for _, c in rows))
-        raise Conflict(f"{what} {name!r} exists in several clusters ({clusters}); say which with `cluster`")
-    return rows[0]
+    return [(row, cluster_name) for row, cluster_name in session.execute(query.limit(limit)).all()]
+
+
+def node_in_cluster(session: Session, cluster_id: int | None, name: str) -> Node | None:
+    return session.scalars(select(Node).where(Node.cluster_id == cluster_id, Node.name == name)).first()
 
 
 def find_or_create(

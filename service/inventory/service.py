@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from policies.slo import ScalingSlo
 from policies.types import InvalidPolicyInput
-from service.errors import InvalidInput
+from service.errors import Conflict, InvalidInput, NotFound
 from service.inventory import repository as repo
+from service.inventory.repository import Row
 from service.inventory.schemas import (
     Mode,
     NodeConfig,
@@ -38,6 +39,33 @@ def workload_out(row: Workload, cluster: str) -> WorkloadOut:
     )
 
 
+def find(session: Session, model: type[Row], name: str, cluster: str | None) -> tuple[Row, str]:
+    """One workload, node or power domain by name (and cluster when given), with its cluster's name;
+    the 404 / 409 say what to do."""
+    rows = repo.named(session, model, name, cluster)
+    what = model.__tablename__.rstrip("s").replace("_", " ")
+    if not rows:
+        where = f" in cluster {cluster!r}" if cluster else ""
+        raise NotFound(
+            f"{what} {name!r} does not exist{where}; it appears once telemetry names it, or configure it"
+        )
+    if len(rows) > 1:
+        clusters = ", ".join(sorted(c for _, c in rows))
+        raise Conflict(f"{what} {name!r} exists in several clusters ({clusters}); say which with `cluster`")
+    return rows[0]
+
+
+find_or_create = repo.find_or_create
+nodes_of_domain = repo.nodes_of_domain
+
+
+def set_node_status(session: Session, cluster_id: int | None, name: str, status: str) -> None:
+    """Mark a node (a mitigation took it out, or its outcome brought it back); unknown nodes are left."""
+    node = repo.node_in_cluster(session, cluster_id, name)
+    if node is not None:
+        node.status = status
+
+
 def configure_workload(session: Session, name: str, config: WorkloadConfig) -> WorkloadOut:
     row, _ = repo.find_or_create(session, Workload, name, config.cluster)
     for field in config.model_fields_set - {"cluster"}:
@@ -62,7 +90,7 @@ def list_workloads(session: Session, cluster: str | None, limit: int, offset: in
 
 
 def get_workload(session: Session, name: str, cluster: str | None) -> WorkloadOut:
-    row, c = repo.find(session, Workload, name, cluster)
+    row, c = find(session, Workload, name, cluster)
     return workload_out(row, c)
 
 

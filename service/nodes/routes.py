@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from service.auth.schemas import Principal
-from service.decisions.routes import actor_of
 from service.decisions.schemas import DecisionOut
 from service.deps import SessionDep, SettingsDep, require
 from service.forecasts.schemas import ModelOut
@@ -72,7 +71,7 @@ def get_events(
 def recommend(
     principal: Operate, session: SessionDep, settings: SettingsDep, body: MitigationRequest
 ) -> DecisionOut:
-    return service.recommend(session, body, settings, actor_of(principal))
+    return service.recommend(session, body, settings, principal.actor)
 
 
 @router.post(

@@ -12,15 +12,15 @@ from sqlalchemy.orm import Session
 
 from policies.mitigation_model import MitigationModel
 from policies.mitigation_types import MitigationInput, NodeEventRecord
-from policies.types import PolicyError
+from policies.types import PolicyError, jsonable
 from service.config import Settings
 from service.decisions import service as decisions
 from service.decisions.schemas import DecisionOut
 from service.errors import InvalidInput, NotFound
 from service.forecasts import repository as registry
 from service.forecasts.schemas import ModelOut
-from service.forecasts.service import _model_out
-from service.inventory import repository as inventory
+from service.forecasts.service import model_out
+from service.inventory import service as inventory
 from service.models import ModelRecord, Node, NodeEvent
 from service.nodes import repository as repo
 from service.nodes.schemas import (
@@ -214,16 +214,10 @@ def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
                 "seed": body.seed,
                 "actions": list(model.actions),
             },
-            metrics=_plain(description),
+            metrics=jsonable(description),
             training_start=first,
             training_end=last,
             artifact=model.to_bytes(),
         ),
     )
-    return _model_out(row)
-
-
-def _plain(value: Any) -> Any:
-    from policies.types import jsonable
-
-    return jsonable(value)
+    return model_out(row)

@@ -33,7 +33,7 @@ from policies.power_profiles import gpu_curve
 from policies.types import PolicyError
 from service.decisions import inputs as read
 from service.errors import Conflict, InvalidInput
-from service.inventory import repository as inventory
+from service.inventory import service as inventory
 from service.models import Node, PowerDomain
 from service.power import repository as repo
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.auth.schemas import Principal
-from service.decisions.routes import actor_of
 from service.decisions.schemas import DecisionOut
 from service.deps import SessionDep, require
 from service.power import service
@@ -29,7 +28,7 @@ Operate = Annotated[Principal, Depends(require("operate"))]
     ),
 )
 def recommend_power(principal: Operate, session: SessionDep, body: PowerRequest) -> DecisionOut:
-    return service.recommend_power(session, body, actor_of(principal))
+    return service.recommend_power(session, body, principal.actor)
 
 
 @router.get(
@@ -45,7 +44,7 @@ def recommend_power(principal: Operate, session: SessionDep, body: PowerRequest)
 def oversubscription(
     principal: Operate, session: SessionDep, query: Annotated[OversubscriptionQuery, Query()]
 ) -> DecisionOut:
-    return service.oversubscription(session, query, actor_of(principal))
+    return service.oversubscription(session, query, principal.actor)
 
 
 @router.post(
@@ -59,4 +58,4 @@ def oversubscription(
     ),
 )
 def recommend_energy(principal: Operate, session: SessionDep, body: EnergyRequest) -> DecisionOut:
-    return service.recommend_energy(session, body, actor_of(principal))
+    return service.recommend_energy(session, body, principal.actor)

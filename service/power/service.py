@@ -22,7 +22,7 @@ from service.decisions import inputs as read
 from service.decisions import service as decisions
 from service.decisions.schemas import DecisionOut
 from service.errors import InvalidInput
-from service.inventory import repository as inventory
+from service.inventory import service as inventory
 from service.models import Workload
 from service.power import domain as domains
 from service.power.schemas import EnergyRequest, OversubscriptionQuery, PowerRequest

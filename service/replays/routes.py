@@ -8,7 +8,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.auth.schemas import Principal
-from service.decisions.routes import actor_of
 from service.deps import SessionDep, require
 from service.replays import service
 from service.replays.schemas import BundledTrace, ReplayOut, ReplayPage, ReplayRequest
@@ -28,7 +27,7 @@ RunId = Annotated[int, Path(ge=1, le=2**62)]
 def start(
     principal: Operate, session: SessionDep, request: Request, body: ReplayRequest, tasks: BackgroundTasks
 ) -> ReplayOut:
-    answer, job = service.start(session, request.app.state.database, body, actor_of(principal))
+    answer, job = service.start(session, request.app.state.database, body, principal.actor)
     tasks.add_task(job)  # after the response, so after the row is committed
     return answer
 
