@@ -19,6 +19,7 @@ from service.db import Database
 from service.forecasts import frames
 from service.forecasts import service as forecasts
 from service.forecasts.retrain import retrain_due
+from service.forecasts.served import to_api
 from service.jobs import Job, run_if_due
 from service.models import ModelRecord
 from tests.conftest import settings_for
@@ -81,7 +82,7 @@ def test_retraining_job(client: httpx.Client, database: Database, make_key: Call
     with database.session() as session:
         newest = forecasts.list_models(session)[0]
         assert (newest.name, newest.version) == ("seasonal_naive", 2)
-        served = forecasts.forecast(session, first.params["series"][0][0], 24)
+        served = to_api(forecasts.forecast(session, first.params["series"][0][0], 24))
         session.execute(
             text("UPDATE forecasts SET quantiles = :q"), {"q": '{"0.1": -2.0, "0.5": -1.0, "0.9": -0.5}'}
         )  # every stored interval now misses what will be observed
@@ -110,5 +111,5 @@ def test_per_cluster_training_on_ray(
     ]  # fmt: skip
     with database.session() as session:  # each cluster's model serves its own series
         for model in models:
-            served = forecasts.forecast(session, model.params["series"][0][0], 6)
+            served = to_api(forecasts.forecast(session, model.params["series"][0][0], 6))
             assert served.model_id == model.id and len(served.points) == 6

@@ -13,15 +13,16 @@ from sqlalchemy.orm import Session
 from service.dashboard import charts
 from service.decisions import repository as decisions_repo
 from service.decisions import service as decisions
-from service.decisions.inputs import find_series, observed
 from service.decisions.schemas import DecisionOut
 from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts import service as forecasts
 from service.forecasts.schemas import ForecastOut, SeriesAccuracy
+from service.forecasts.served import to_api
 from service.inventory import service as inventory
 from service.inventory.schemas import WorkloadOut
 from service.nodes import service as nodes
 from service.power import domain as power_domains
+from service.readings import find_series, observed
 from service.telemetry import service as telemetry
 from service.telemetry.schemas import SamplesOut
 
@@ -64,7 +65,7 @@ def series_view(session: Session, cluster: str, kind: str, entity: str, metric: 
     view.samples = telemetry.downsampled_samples(session, series.id, window)
     horizon = max(1, min(288, round(3600 / max(seen.step_seconds, 1.0))))
     try:
-        view.forecast = forecasts.forecast(session, series.id, horizon)
+        view.forecast = to_api(forecasts.forecast(session, series.id, horizon))
     except DatabaseUnavailable:
         raise
     except ForesightError as error:

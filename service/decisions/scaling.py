@@ -12,7 +12,7 @@ from policies.rightsizing import ResourceUsage, RightsizingInput
 from policies.scaling import ScalingInput
 from policies.slo import ScalingSlo
 from policies.types import PolicyError, build_policy
-from service.decisions import inputs as read
+from service import readings as read
 from service.decisions import repository as repo
 from service.decisions import service as decisions
 from service.decisions.schemas import DecisionOut, RightsizingRequest, ScalingRequest

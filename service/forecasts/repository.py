@@ -1,4 +1,5 @@
-"""SQL of forecasts: the model registry (models table) and stored forecasts."""
+"""SQL of forecasts: the model registry (models table), which model serves each series, and stored
+forecasts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.models import ModelRecord, StoredForecast
+from service.models import ModelRecord, SeriesModel, StoredForecast
 
 MODEL_COLUMNS = (
     ModelRecord.id, ModelRecord.kind, ModelRecord.name, ModelRecord.version, ModelRecord.params,
@@ -34,6 +35,25 @@ def list_models(session: Session, kind: str | None = None, limit: int = 100) -> 
     if kind is not None:
         query = query.where(ModelRecord.kind == kind)
     return list(session.execute(query).all())
+
+
+def assign_series(session: Session, model_id: int, series: Sequence[tuple[int, str]]) -> None:
+    """Make `model_id` the model serving each (series id, entity key); a newer model replaces an older."""
+    ids = [series_id for series_id, _ in series]
+    for start in range(0, len(ids), 500):
+        session.execute(delete(SeriesModel).where(SeriesModel.series_id.in_(ids[start : start + 500])))
+    session.add_all(SeriesModel(series_id=s, model_id=model_id, entity=e) for s, e in series)
+    session.flush()
+
+
+def model_of_series(session: Session, series_id: int) -> tuple[Any, str] | None:
+    """The registry row (without artifact) serving `series_id` and the entity key it knows it by."""
+    row = session.execute(
+        select(*MODEL_COLUMNS, SeriesModel.entity)
+        .join(SeriesModel, SeriesModel.model_id == ModelRecord.id)
+        .where(SeriesModel.series_id == series_id)
+    ).first()
+    return (row, str(row.entity)) if row is not None else None
 
 
 def artifact_of(session: Session, model_id: int) -> bytes | None:

@@ -13,6 +13,7 @@ from service.deps import SessionDep, require
 from service.forecasts import frames
 from service.forecasts import service as forecasts
 from service.forecasts.schemas import AccuracyOut, ForecastOut, ModelOut
+from service.forecasts.served import to_api
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 Read = Annotated[Principal, Depends(require("read"))]
@@ -33,7 +34,7 @@ def get_forecast(
     series: Annotated[int, Query(description="Series id")],
     horizon: Annotated[int, Query(ge=1, le=10_000, description="Steps ahead")] = 12,
 ) -> ForecastOut:
-    return forecasts.forecast(session, series, horizon)
+    return to_api(forecasts.forecast(session, series, horizon))
 
 
 @router.get("/forecasts/accuracy", response_model=AccuracyOut, summary="Live coverage and wQL per series")

@@ -21,7 +21,8 @@ from forecasting.metrics import summarize
 from service.errors import Conflict, InvalidInput, NotFound
 from service.forecasts import artifacts, batch, frames
 from service.forecasts import repository as registry
-from service.forecasts.schemas import AccuracyOut, ForecastOut, ForecastPoint, ModelOut, SeriesAccuracy
+from service.forecasts.schemas import AccuracyOut, ModelOut, SeriesAccuracy
+from service.forecasts.served import ServedForecast
 from service.models import ModelRecord
 from service.models.base import from_epoch_us, to_epoch_us, utcnow
 from service.telemetry import repository as telemetry
@@ -127,6 +128,7 @@ def _register(
             training_end=from_epoch_us(latest), artifact=artifact,
         ),
     )  # fmt: skip
+    registry.assign_series(session, record.id, [(r.id, r.entity) for r in refs])
     return model_out(record)
 
 
@@ -157,10 +159,11 @@ def model_out(row: Any) -> ModelOut:
     )  # fmt: skip
 
 
-def _model_for(session: Session, series_id: int) -> Any:
-    for row in registry.list_models(session, kind=FORECASTER, limit=500):
-        if any(entry[0] == series_id for entry in row.params.get("series", [])):
-            return row
+def _model_for(session: Session, series_id: int) -> tuple[Any, str]:
+    """The registry row serving the series and the entity key the model knows it by."""
+    found = registry.model_of_series(session, series_id)
+    if found is not None:
+        return found
     raise Conflict(
         f"no trained forecaster covers series {series_id}; train one with "
         f"`foresight forecast train --series-id {series_id}` (or select its cluster/metric)"
@@ -179,14 +182,13 @@ def _loaded(session: Session, row: Any) -> artifacts.LoadedModel:
     return artifacts.MODELS.put(uid, loaded)
 
 
-def forecast(session: Session, series_id: int, horizon: int) -> ForecastOut:
+def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
     """The series' predictive distribution for the next `horizon` steps, stored for later scoring."""
     found = telemetry.get_series(session, series_id)
     if found is None:
         raise NotFound(f"series {series_id} does not exist; list series with GET /v1/series")
     series, _ = found
-    row = _model_for(session, series_id)
-    entity = next(entry[1] for entry in row.params["series"] if entry[0] == series_id)
+    row, entity = _model_for(session, series_id)
     refs = [frames.SeriesRef(sid, key, metric, "") for sid, key, metric in row.params["series"]]
     loaded = _loaded(session, row)
     with loaded.lock:
@@ -202,37 +204,20 @@ def forecast(session: Session, series_id: int, horizon: int) -> ForecastOut:
         except ForecastingError as error:
             raise _forecasting_error(error) from error
     mine = predicted[(predicted["series"] == entity) & (predicted["metric"] == series.metric)]
-    levels = [column for column in mine.columns if column.startswith("q")]
-    points = [
-        ForecastPoint(
-            timestamp=item["timestamp"].to_pydatetime(), horizon=int(item["horizon"]),
-            mean=float(item["mean"]), quantiles={column[1:]: float(item[column]) for column in levels},
-        )
-        for item in mine.to_dict("records")
-    ]  # fmt: skip
-    if not points:
+    if mine.empty:
         raise Conflict(f"model {row.name} v{row.version} did not forecast series {series_id}; train it again")
-    cutoff = mine["cutoff"].iloc[0].to_pydatetime()
-    stored_key = (series_id, to_epoch_us(cutoff))
-    if stored_key in loaded.stored:
-        points_to_store: list[ForecastPoint] = []
-    else:
-        points_to_store = points
+    served = ServedForecast(
+        series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
+        model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
+        frame=mine.sort_values("horizon").reset_index(drop=True),
+    )  # fmt: skip
+    stored_key = (series_id, to_epoch_us(served.cutoff))
+    if stored_key not in loaded.stored:
         if len(loaded.stored) > 100_000:
             loaded.stored.clear()
         loaded.stored.add(stored_key)
-    registry.store_forecasts(
-        session,
-        [
-            {"model_id": row.id, "series_id": series_id, "cutoff": cutoff, "ts": p.timestamp,
-             "horizon": p.horizon, "mean": p.mean, "quantiles": p.quantiles}
-            for p in points_to_store
-        ],
-    )  # fmt: skip
-    return ForecastOut(
-        series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
-        model_version=row.version, model_id=row.id, cutoff=cutoff, points=points,
-    )  # fmt: skip
+        registry.store_forecasts(session, served.stored_rows())
+    return served
 
 
 def accuracy(

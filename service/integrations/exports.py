@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts import service as forecasts
+from service.forecasts.served import to_api
 from service.integrations import repository
 from service.ops.logging import get_logger
 
@@ -74,7 +75,7 @@ def _forecast_families(
     failures = 0
     for series, cluster_name in repository.covered_series(session, max_series, cluster, metric):
         try:
-            answer = forecasts.forecast(session, series.id, horizon)
+            answer = to_api(forecasts.forecast(session, series.id, horizon))
         except DatabaseUnavailable:
             raise
         except ForesightError as error:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from forecasting.types import quantile_column
 from policies.slo import ScalingSlo
-from service.decisions import inputs as read
+from service import readings as read
 from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts import service as forecasts
 from service.integrations import repository
@@ -69,8 +70,8 @@ def _target_metric(session: Session, workload: Workload, cluster: str, horizon: 
             per_replica_target=per_replica,
             source="observed",
         )
-    level = min(answer.points[0].quantiles, key=lambda q: abs(float(q) - wanted))
-    peak = max(point.quantiles[level] for point in answer.points)
+    level = min(answer.levels, key=lambda q: abs(q - wanted))
+    peak = float(answer.frame[quantile_column(level)].max())
     return TargetMetric(
-        metric=metric, value=peak, quantile=float(level), per_replica_target=per_replica, source="forecast"
+        metric=metric, value=peak, quantile=level, per_replica_target=per_replica, source="forecast"
     )

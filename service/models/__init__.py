@@ -2,7 +2,7 @@
 
 from service.models.auth import ApiKey
 from service.models.base import Base, UTCDateTime
-from service.models.forecasts import JobRun, StoredForecast
+from service.models.forecasts import JobRun, SeriesModel, StoredForecast
 from service.models.inventory import Cluster, Node, PowerDomain, Workload
 from service.models.operations import Decision, DecisionEvent, ModelRecord, NodeEvent, Outcome
 from service.models.replays import ReplayRun
@@ -24,6 +24,7 @@ __all__ = [
     "ReplayRun",
     "Sample",
     "Series",
+    "SeriesModel",
     "StoredForecast",
     "UTCDateTime",
     "Workload",

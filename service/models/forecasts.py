@@ -1,4 +1,5 @@
-"""Forecasts as served, kept so they can be scored later against what actually happened."""
+"""Forecasts as served (kept so they can be scored later against what actually happened), which model
+forecasts each series, and background job runs."""
 
 from __future__ import annotations
 
@@ -27,6 +28,23 @@ class StoredForecast(Base):
     mean: Mapped[float] = mapped_column(Float)
     quantiles: Mapped[dict[str, float]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SeriesModel(Base):
+    """Which registry model forecasts a series: the newest forecaster trained on it (one row per series,
+    replaced when a newer model covers the series), so serving a forecast is one key lookup."""
+
+    __tablename__ = "series_models"
+    __table_args__ = (Index("ix_series_models_model", "model_id"),)
+
+    series_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("series.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(400))
+    """The entity key the model knows the series by (`cluster/kind/id`)."""
 
 
 class JobRun(Base):

@@ -15,7 +15,7 @@ Rules (each server = one node attached to the domain with `PUT /v1/nodes/{name}`
   again within `SAME_WINDOW_SECONDS` it is the same window: the count does not advance (so repeated
   requests cannot skip the hysteresis).
 * Total forecast: the series (entity kind `power_domain`, id = domain, metric `power_watts`) through
-  `inputs.forecast_window`; missing or unusable → None and the reason goes into the Decision.
+  `readings.forecast_window`; missing or unusable → None and the reason goes into the Decision.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from policies.distribution import QuantileForecast
 from policies.power_model import PowerDomainInput, ServerState
 from policies.power_profiles import gpu_curve
 from policies.types import PolicyError
-from service.decisions import inputs as read
+from service import readings as read
 from service.errors import Conflict, InvalidInput
 from service.inventory import service as inventory
 from service.models import Node, PowerDomain

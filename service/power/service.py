@@ -18,7 +18,7 @@ from policies.energy import EnergyInput
 from policies.oversubscription import OversubscriptionInput
 from policies.power_model import ServerState
 from policies.types import Decision, PolicyError, build_policy
-from service.decisions import inputs as read
+from service import readings as read
 from service.decisions import service as decisions
 from service.decisions.schemas import DecisionOut
 from service.errors import InvalidInput

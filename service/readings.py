@@ -1,4 +1,5 @@
-"""Read what a policy needs from the database: a series' recent samples and its forecast window.
+"""Readings: what policies, KEDA and the dashboard read from the database about a series — its recent
+samples, a workload's queue backlog, and its forecast window as a `QuantileForecast`.
 
 A missing or failing forecast is not an error here: the caller gets `None` and the reason, and the policy
 falls back to its conservative baseline and says why (the API never answers 500 for a modelling problem).
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from forecasting.types import ForecastingError
@@ -74,11 +74,7 @@ def forecast_window(
     except (ForesightError, ForecastingError, PolicyError, ValueError, RuntimeError) as error:
         message = error.message if isinstance(error, ForesightError) else str(error)
         return None, f"no usable forecast for series {series_id}: {message}"
-    levels = sorted(float(q) for q in answer.points[0].quantiles)
-    values = np.array([[p.quantiles[f"{q:g}"] for q in levels] for p in answer.points], dtype=float)
-    stamps = pd.to_datetime([p.timestamp for p in answer.points], utc=True)
-    step = float(np.median(np.diff(stamps.asi8)) / 1e9) if len(stamps) > 1 else 60.0
     try:
-        return QuantileForecast(tuple(levels), values, step), None
+        return answer.distribution(), None
     except PolicyError as error:
         return None, f"forecast for series {series_id} is unusable: {error}"
