@@ -1,4 +1,4 @@
-"""The one Forecaster contract (DESIGN.md §3.4) and the registry that names every model.
+"""The one Forecaster contract (docs/architecture.md §6.4) and the registry that names every model.
 
 Configuration goes in the constructor; `fit(frame)` learns from long data; `update(frame)` adds newer
 observations without refitting; `predict(horizon)` returns a ForecastFrame; `save`/`load` round-trip the

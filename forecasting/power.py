@@ -1,6 +1,6 @@
 """Power forecaster: per-server and per-power-domain power quantiles, and P(domain total > budget).
 
-The power policy keeps `P(sum of a domain's server power > budget) <= eps` (DESIGN.md §6), so it needs
+The power policy keeps `P(sum of a domain's server power > budget) <= eps` (`policies/power.py`), so it needs
 the distribution of each domain's *total*, not only each server's. Servers of one domain are strongly
 correlated (they serve the same request bursts), which rules out the two shortcuts:
 

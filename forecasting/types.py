@@ -16,7 +16,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
-"""Quantile levels every forecaster emits unless configured otherwise (DESIGN.md §5)."""
+"""Quantile levels every forecaster emits unless configured otherwise (docs/architecture.md §5)."""
 
 DEFAULT_METRIC = "value"
 """Metric name used when the input has no `metric` column."""

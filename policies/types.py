@@ -2,7 +2,7 @@
 
 A Decision says what to do (`action` + `params`) and why: the forecast quantiles the policy read, the
 candidates it weighed with their expected cost and risk, the guardrails that changed the answer, and the
-reason it fell back to a conservative baseline when it did (DESIGN.md §3 item 5). Policies are pure: no
+reason it fell back to a conservative baseline when it did (docs/architecture.md §6.5). Policies are pure: no
 web, no database; the service turns a Decision into a `decisions` row and the replay simulator applies it.
 """
 

@@ -4,7 +4,7 @@ Two formats:
 
 * `azure-llm`: one request per row (`TIMESTAMP, ContextTokens, GeneratedTokens`, as in the Azure LLM
   inference trace 2023); one workload. Requests keep their own token counts so latency is per request.
-* `long`: a load series per workload (`series,timestamp,value[,metric]`, DESIGN.md §5, or
+* `long`: a load series per workload (`series,timestamp,value[,metric]`, docs/architecture.md §5, or
   `timestamp,value` for one series) such as CPU % or requests/s; the value holds until the next sample.
 
 `speed` compresses (> 1) or stretches (< 1) time; `tile` repeats the trace end to end for a longer run.

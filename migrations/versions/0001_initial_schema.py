@@ -1,4 +1,4 @@
-"""Initial schema: inventory, telemetry, decisions, model registry and API keys (DESIGN.md section 4).
+"""Initial schema: inventory, telemetry, decisions, model registry and API keys (docs/architecture.md §2).
 
 Revision ID: 0001
 Revises:

@@ -1,5 +1,5 @@
 """Rows to frames: which stored series a forecaster sees, under which names, and their samples as the
-long frame of DESIGN.md section 5. Several metrics of one entity share a `series_id` (the entity key),
+long frame of docs/architecture.md §5. Several metrics of one entity share a `series_id` (the entity key),
 so a global model can use them as covariates (HARMONY's hierarchy)."""
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ class ForecastPoint(BaseModel):
     quantiles: dict[str, float] = Field(description='Level -> value, e.g. {"0.1": 12.0, "0.9": 20.5}.')
 
 
-class ForecastOut(BaseModel):
+class ForecastMeta(BaseModel):
+    """Which series a forecast is of, which model made it, and from which cutoff."""
+
     series_id: int
     metric: str
     unit: str
@@ -23,6 +25,9 @@ class ForecastOut(BaseModel):
     model_version: int
     model_id: int
     cutoff: datetime = Field(description="The last observation time the forecast used.")
+
+
+class ForecastOut(ForecastMeta):
     points: list[ForecastPoint]
 
 

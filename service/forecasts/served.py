@@ -5,25 +5,18 @@ dashboard and the Prometheus export turn it into their own shape once, at the ed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from forecasting.types import quantile_columns, quantile_levels_of
 from policies.distribution import QuantileForecast
-from service.forecasts.schemas import ForecastOut, ForecastPoint
+from service.forecasts.schemas import ForecastMeta, ForecastOut, ForecastPoint
 
 
 @dataclass(frozen=True)
 class ServedForecast:
-    series_id: int
-    metric: str
-    unit: str
-    model: str
-    model_version: int
-    model_id: int
-    cutoff: datetime
+    meta: ForecastMeta
     frame: pd.DataFrame
     """This series' ForecastFrame rows (`timestamp`, `horizon`, `mean`, `q…`), ordered by horizon."""
 
@@ -47,9 +40,9 @@ class ServedForecast:
         keys = [column[1:] for column in columns]
         return [
             {
-                "model_id": self.model_id,
-                "series_id": self.series_id,
-                "cutoff": self.cutoff,
+                "model_id": self.meta.model_id,
+                "series_id": self.meta.series_id,
+                "cutoff": self.meta.cutoff,
                 "ts": row["timestamp"].to_pydatetime(),
                 "horizon": int(row["horizon"]),
                 "mean": float(row["mean"]),
@@ -71,13 +64,4 @@ def to_api(served: ServedForecast) -> ForecastOut:
         )
         for row in served.frame.to_dict("records")
     ]
-    return ForecastOut(
-        series_id=served.series_id,
-        metric=served.metric,
-        unit=served.unit,
-        model=served.model,
-        model_version=served.model_version,
-        model_id=served.model_id,
-        cutoff=served.cutoff,
-        points=points,
-    )
+    return ForecastOut(**served.meta.model_dump(), points=points)

@@ -21,7 +21,7 @@ from forecasting.metrics import summarize
 from service.errors import Conflict, InvalidInput, NotFound
 from service.forecasts import artifacts, batch, frames
 from service.forecasts import repository as registry
-from service.forecasts.schemas import AccuracyOut, ModelOut, SeriesAccuracy
+from service.forecasts.schemas import AccuracyOut, ForecastMeta, ModelOut, SeriesAccuracy
 from service.forecasts.served import ServedForecast
 from service.models import ModelRecord
 from service.models.base import from_epoch_us, to_epoch_us, utcnow
@@ -206,12 +206,12 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
     mine = predicted[(predicted["series"] == entity) & (predicted["metric"] == series.metric)]
     if mine.empty:
         raise Conflict(f"model {row.name} v{row.version} did not forecast series {series_id}; train it again")
-    served = ServedForecast(
+    meta = ForecastMeta(
         series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
         model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
-        frame=mine.sort_values("horizon").reset_index(drop=True),
     )  # fmt: skip
-    stored_key = (series_id, to_epoch_us(served.cutoff))
+    served = ServedForecast(meta, mine.sort_values("horizon").reset_index(drop=True))
+    stored_key = (series_id, to_epoch_us(meta.cutoff))
     if stored_key not in loaded.stored:
         if len(loaded.stored) > 100_000:
             loaded.stored.clear()

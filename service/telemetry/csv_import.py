@@ -1,4 +1,4 @@
-"""Bulk import of long CSV files (`series,timestamp,value[,metric][,unit]`, DESIGN.md section 5), and of
+"""Bulk import of long CSV files (`series,timestamp,value[,metric][,unit]`, docs/architecture.md §5), and of
 two-column `timestamp,value` files given a series name. Goes through the same validation and storage
 as the HTTP API, in one transaction per file (whole or nothing)."""
 

@@ -1,4 +1,4 @@
-"""Parse and validate a telemetry batch (DESIGN.md section 5) into numpy arrays, all checks vectorised.
+"""Parse and validate a telemetry batch (docs/architecture.md §5) into numpy arrays, all checks vectorised.
 
 Every problem is reported with the index of the series and of the sample, so a client can fix its batch;
 nothing here touches the database, so a rejected batch can never be half-written.

@@ -1,4 +1,4 @@
-"""One contract, every registered forecaster (DESIGN.md §3.6)."""
+"""One contract, every registered forecaster (docs/architecture.md §6.6)."""
 
 from __future__ import annotations
 

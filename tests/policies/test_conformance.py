@@ -1,4 +1,4 @@
-"""One conformance suite over every registered policy (DESIGN.md §3 item 6): on each example input a
+"""One conformance suite over every registered policy (docs/architecture.md §6.6): on each example input a
 policy returns a well-formed Decision whose evidence is plain JSON, the same input gives the same
 Decision, and on inputs that force it to fall back it says why."""
 
