@@ -1,0 +1,1 @@
+"""Actuators: how a decision reaches the cluster (`kubernetes`, `webhook`, `none`), behind one interface."""
