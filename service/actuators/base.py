@@ -54,7 +54,7 @@ class ActuationRequest:
     target: str
     """`namespace/kind/name` for scaling, the node name for mitigation, the domain name for power."""
     params: dict[str, Any]
-    """The decision's params: `replicas` for scaling; the action for mitigation; per-server limits for power."""
+    """The decision's params: `replicas` (scaling), the action (mitigation), per-server limits (power)."""
     dry_run: bool = False
     """Validate without changing anything (server-side dry-run for Kubernetes; the webhook says so)."""
 
