@@ -34,8 +34,9 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if REQUIRE_POSTGRES or os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 TABLES = (
-    "replays", "series_models", "forecasts", "decision_events", "outcomes", "decisions", "node_events",
-    "samples", "series", "nodes", "workloads", "power_domains", "clusters", "models", "api_keys", "job_runs",
+    "actuations", "loop_targets", "replays", "series_models", "forecasts", "decision_events", "outcomes",
+    "decisions", "node_events", "samples", "series", "nodes", "workloads", "power_domains", "clusters",
+    "models", "api_keys", "job_runs",
 )  # fmt: skip
 
 

@@ -68,6 +68,11 @@ class Workload(Base):
     slo: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     mode: Mapped[str] = mapped_column(String(16), default="shadow")
+    scale_target: Mapped[str | None] = mapped_column(String(400))
+    """`namespace/kind/name` the actuator scales (as an HPA's scaleTargetRef); None: the name itself when it
+    has that form."""
+    behavior: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    """HPA-style `behavior` (scaleUp / scaleDown stabilization and policies, tolerance); None: defaults."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     cluster: Mapped[Cluster] = relationship(lazy="raise")
