@@ -36,9 +36,11 @@ def test_scale_up_rate_takes_the_policy_allowing_most_change() -> None:
 
 
 def test_scale_down_rate_and_disabled() -> None:
-    b = Behavior.from_mapping({"scaleDown": {"stabilizationWindowSeconds": 0, "tolerance": 0,
-                               "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60},
-                                            {"type": "Percent", "value": 10, "periodSeconds": 60}]}})  # fmt: skip
+    policies = [{"type": "Pods", "value": 2, "periodSeconds": 60},
+                {"type": "Percent", "value": 10, "periodSeconds": 60}]  # fmt: skip
+    b = Behavior.from_mapping(
+        {"scaleDown": {"stabilizationWindowSeconds": 0, "tolerance": 0, "policies": policies}}
+    )
     # from 20: Pods allows 18, Percent allows floor(18.0) = 18; Max picks the most change: 18
     result = apply_behavior(b, 5, 20, 1000.0, ScaleHistory())
     assert result.replicas == 18 and result.effects[-1].name == "behavior_scale_down_rate"
