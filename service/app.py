@@ -25,6 +25,8 @@ from service.forecasts.routes import router as forecasts_router
 from service.integrations.routes import router as integrations_router
 from service.inventory.routes import router as inventory_router
 from service.jobs import Scheduler
+from service.loop.jobs import loop_job
+from service.loop.routes import router as loop_router
 from service.nodes.routes import router as nodes_router
 from service.ops.logging import configure_logging, get_logger
 from service.ops.middleware import RequestMetricsMiddleware
@@ -56,11 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prepare_database(database, settings)
         tune_garbage_collector()
         jobs = [retrain_job(settings), expire_job(settings), replay_watchdog_job(settings)]
-        scheduler = Scheduler(database, settings, jobs) if settings.jobs_enabled else None
-        if scheduler:
+        schedulers = []
+        if settings.jobs_enabled:
+            schedulers.append(Scheduler(database, settings, jobs))
+            if settings.loop_enabled:
+                schedulers.append(Scheduler(database, settings, [loop_job(settings)], name="foresight-loop"))
+        for scheduler in schedulers:
             scheduler.start()
         yield
-        if scheduler:
+        for scheduler in schedulers:
             scheduler.stop()
         database.dispose()
 
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forecasts_router)
     app.include_router(inventory_router)
     app.include_router(decisions_router)
+    app.include_router(loop_router)
     app.include_router(nodes_router)
     app.include_router(replays_router)
     app.include_router(power_router)

@@ -45,6 +45,35 @@ class Settings(BaseSettings):
     coverage_drift_tolerance: float = Field(
         default=0.1, gt=0, description="Retrain early when live 80% coverage is off by more than this."
     )
+    loop_enabled: bool = Field(
+        default=True, description="Run the control loop: decide for every managed target on its cadence."
+    )
+    loop_tick_seconds: float = Field(default=5, gt=0, description="How often the loop looks for due targets.")
+    loop_cadence_seconds: float = Field(
+        default=60, ge=1, description="How often each target is decided (a target may set its own)."
+    )
+    loop_batch_size: int = Field(default=200, ge=1, description="Targets one replica claims per pass.")
+    loop_lease_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="How long a claimed target stays with its replica before another may take it.",
+    )
+    actuator: str = Field(
+        default="none", description="Default actuator of a target: kubernetes, webhook or none (record only)."
+    )
+    actuation_enabled: bool = Field(
+        default=True, description="Fleet-wide switch: false freezes all actuation (decisions are still made)."
+    )
+    actuation_max_change_fraction: float = Field(
+        default=0.5, gt=0, description="At most this share of a workload's replicas changes per period."
+    )
+    actuation_max_change_pods: int = Field(
+        default=10, ge=1, description="… or this many replicas, whichever allows more, per period."
+    )
+    actuation_period_seconds: float = Field(default=300, gt=0, description="The period of those limits.")
+    actuation_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts per decision before it is marked failed."
+    )
     max_nodes_out_of_service: int = Field(
         default=2, ge=0, description="Cap on nodes a mitigation may take out of service at once, per cluster."
     )

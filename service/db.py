@@ -81,6 +81,7 @@ class Database:
         """A unit of work: commit on success, roll back on any error; outages become 503s. Callbacks
         registered with `on_commit` run once the commit succeeded (and never after a rollback)."""
         session = self.session_factory()
+        session.info[DATABASE] = self
         committed: list[Callable[[], None]] = []
         try:
             yield session
@@ -104,6 +105,15 @@ class Database:
 
 
 AFTER_COMMIT = "foresight_after_commit"
+DATABASE = "foresight_database"
+
+
+def database_of(session: Session) -> Database:
+    """The Database a unit of work belongs to (work after its commit opens sessions of its own there)."""
+    database = session.info.get(DATABASE)
+    if not isinstance(database, Database):
+        raise RuntimeError("the session was not opened by Database.session()")
+    return database
 
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -33,7 +33,11 @@ FIRST_PASS_SECONDS = 5.0
 class Job:
     name: str
     every_seconds: float
-    run: Callable[[Session, Settings], dict[str, Any]]
+    run: Callable[[Session, Settings], dict[str, Any]] | None = None
+    """The work of an exclusive job, in one unit of work."""
+    shared: Callable[[Database], dict[str, Any]] | None = None
+    """A job whose work replicas share (row claims, not the job lock): on Postgres every replica runs it
+    each period with its own units of work; on SQLite one process does (the file lock)."""
 
 
 def lock_key(name: str) -> int:
@@ -72,6 +76,9 @@ def exclusive(database: Database, name: str) -> Iterator[bool]:
 
 def run_if_due(database: Database, settings: Settings, job: Job) -> str:
     """ "ran", "failed", "not_due" or "locked" (another replica is running it)."""
+    if job.shared is not None:
+        return _run_shared(database, job, job.shared)
+    assert job.run is not None, f"job {job.name} has neither run nor shared work"
     with exclusive(database, job.name) as held:
         if not held:
             return "locked"
@@ -97,6 +104,24 @@ def run_if_due(database: Database, settings: Settings, job: Job) -> str:
         return "ran"
 
 
+def _run_shared(database: Database, job: Job, work: Callable[[Database], dict[str, Any]]) -> str:
+    if database.dialect == "postgresql":
+        return _logged(job, work, database)
+    with exclusive(database, job.name) as held:
+        return _logged(job, work, database) if held else "locked"
+
+
+def _logged(job: Job, work: Callable[[Database], dict[str, Any]], database: Database) -> str:
+    try:
+        detail = work(database)
+    except Exception as error:
+        log.error("job_failed", job=job.name, error_type=type(error).__name__, error=str(error)[:500])
+        return "failed"
+    if detail.get("claimed") or detail.get("retried") or detail.get("outcomes"):
+        log.info("job_ran", job=job.name, **detail)
+    return "ran"
+
+
 def _record(session: Session, name: str, started: Any, status: str, detail: dict[str, Any]) -> None:
     row = session.get(JobRun, name) or JobRun(name=name)
     row.last_started, row.last_finished, row.last_status, row.last_detail = started, utcnow(), status, detail
@@ -106,10 +131,13 @@ def _record(session: Session, name: str, started: Any, status: str, detail: dict
 class Scheduler:
     """A daemon thread that runs due jobs every tick until stopped."""
 
-    def __init__(self, database: Database, settings: Settings, jobs: list[Job]) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, jobs: list[Job], name: str = "foresight-jobs"
+    ) -> None:
         self.database, self.settings, self.jobs = database, settings, jobs
+        self.tick = min([settings.jobs_tick_seconds, *(job.every_seconds for job in jobs)])
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="foresight-jobs", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -119,9 +147,9 @@ class Scheduler:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
-        delay = min(FIRST_PASS_SECONDS, self.settings.jobs_tick_seconds)  # a fresh install gets going soon
+        delay = min(FIRST_PASS_SECONDS, self.tick)  # a fresh install gets going soon
         while not self._stop.wait(delay):
-            delay = self.settings.jobs_tick_seconds
+            delay = self.tick
             for job in self.jobs:
                 try:
                     run_if_due(self.database, self.settings, job)

@@ -7,6 +7,7 @@ falls back to its conservative baseline and says why (the API never answers 500 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,24 @@ def observed(session: Session, series_id: int, count: int = 120) -> Observed:
         return Observed((), 60.0, None)
     step = float(np.median(np.diff(ts_us)) / 1e6) if len(ts_us) > 1 else 60.0
     return Observed(tuple(float(v) for v in values), step, float(ts_us[-1]) / 1e6)
+
+
+REPLICAS_METRIC = "replicas"
+"""A workload's replicas as the cluster reports them (kube-state-metrics `…_status_replicas`)."""
+
+
+def current_replicas(
+    session: Session, cluster: str, workload: str, max_age_seconds: float
+) -> tuple[int, float] | None:
+    """The workload's latest reported replica count and its time, when one is at most `max_age_seconds`
+    old (older readings say nothing about now)."""
+    series = find_series(session, cluster, "workload", workload, REPLICAS_METRIC)
+    if series is None:
+        return None
+    latest = observed(session, series.id, count=1)
+    if latest.last_ts is None or latest.last_ts < time.time() - max_age_seconds:
+        return None
+    return max(round(latest.values[-1]), 0), latest.last_ts
 
 
 BACKLOG_METRIC = "queue_backlog"

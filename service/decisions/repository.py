@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.models import Cluster, Decision, DecisionEvent, Outcome
@@ -149,12 +149,28 @@ def recent_wanted(
     return out
 
 
+def latest_live(
+    session: Session, kind: str, cluster_id: int | None, target: str, now: datetime
+) -> Decision | None:
+    """The newest decision of `kind` for the target that is still in force or awaiting action."""
+    return session.scalars(
+        select(Decision)
+        .where(Decision.kind == kind, Decision.cluster_id == cluster_id, Decision.target_name == target)
+        .where(Decision.status.in_(("proposed", "approved", "applied")))
+        .where(or_(Decision.expires_at.is_(None), Decision.expires_at > now))
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).first()
+
+
 def expire_due(session: Session, now: datetime) -> list[Decision]:
-    """Proposed decisions whose window has passed (they are about a moment that is gone)."""
+    """Proposed or approved (not yet carried out) decisions whose window has passed: they are about a
+    moment that is gone."""
     return list(
         session.scalars(
             select(Decision)
-            .where(Decision.status == "proposed", Decision.expires_at.is_not(None), Decision.expires_at < now)
+            .where(Decision.status.in_(("proposed", "approved")))
+            .where(Decision.expires_at.is_not(None), Decision.expires_at < now)
             # locked like an operator's approve, so an expiry and a verdict cannot both apply; rows an
             # operator holds right now are left for the next run
             .with_for_update(skip_locked=True)

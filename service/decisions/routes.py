@@ -11,6 +11,7 @@ from service.auth.schemas import Principal
 from service.decisions import repository as repo
 from service.decisions import scaling
 from service.decisions import service as decisions
+from service.decisions.lifecycle import LOOP_ACTOR
 from service.decisions.schemas import (
     DecisionOut,
     DecisionPage,
@@ -35,9 +36,17 @@ DecisionId = Annotated[int, Path(ge=1, le=2**62)]
     response_model=DecisionOut,
     status_code=201,
     summary="Recommend a workload's replicas (recorded as a decision)",
+    description="201 with a new decision; 200 with the control loop's live decision when it is still the "
+    "answer (same settings, made within the cadence, no load sample since).",
+    responses={200: {"model": DecisionOut, "description": "The loop's live decision, served as is"}},
 )
-def recommend_scaling(principal: Operate, session: SessionDep, body: ScalingRequest) -> DecisionOut:
-    return scaling.recommend_scaling(session, body, principal.actor)
+def recommend_scaling(
+    principal: Operate, session: SessionDep, body: ScalingRequest, response: Response
+) -> DecisionOut:
+    out = scaling.recommend_scaling(session, body, principal.actor)
+    if out.explanation.get("requested_by") == LOOP_ACTOR:
+        response.status_code = 200
+    return out
 
 
 @router.post(

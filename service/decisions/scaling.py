@@ -13,8 +13,11 @@ from policies.scaling import ScalingInput
 from policies.slo import ScalingSlo
 from policies.types import PolicyError, build_policy
 from service import readings as read
+from service.db import database_of
 from service.decisions import repository as repo
 from service.decisions import service as decisions
+from service.decisions import workload_state as state
+from service.decisions.lifecycle import LOOP_ACTOR
 from service.decisions.schemas import DecisionOut, RightsizingRequest, ScalingRequest
 from service.errors import Conflict, InvalidInput
 from service.inventory import service as inventory
@@ -36,7 +39,11 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             f"workload {workload.name!r} has no replica_capacity; set it (and capacity_metric) with "
             f"PUT /v1/workloads/{workload.name}"
         )
-    metric = workload.capacity_metric or "requests_per_second"
+    if requested_by != LOOP_ACTOR and _asks_what_the_loop_asks(body):
+        served = state.fresh_loop_answer(session, workload, cluster, _cadence(session))
+        if served is not None:
+            return decisions.to_out(session, served)
+    metric = state.load_metric(workload)
     series = read.find_series(session, cluster, "workload", workload.name, metric)
     workload_slo = workload.slo or {}
     notes: list[str] = []
@@ -83,6 +90,8 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
     elif notes:
         decision.details["notes"] = notes
     decision.details["load_series_id"] = series.id if series is not None else None
+    decision.details["load_data_at"] = seen.last_ts
+    state.apply_workload_behavior(session, workload, decision, now)
     step = forecast.step_seconds if forecast is not None else seen.step_seconds
     return decisions.record(
         session,
@@ -94,6 +103,15 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
         requested_by=requested_by,
         cluster_name=cluster,
     )
+
+
+def _asks_what_the_loop_asks(body: ScalingRequest) -> bool:
+    defaults = ScalingRequest(workload=body.workload)
+    return (body.policy, body.epsilon, body.horizon) == (defaults.policy, defaults.epsilon, defaults.horizon)
+
+
+def _cadence(session: Session) -> float:
+    return database_of(session).settings.loop_cadence_seconds
 
 
 def recommend_rightsizing(session: Session, body: RightsizingRequest, requested_by: str) -> DecisionOut:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DecisionStatus = Literal["proposed", "approved", "rejected", "applied", "expired"]
+DecisionStatus = Literal["proposed", "approved", "rejected", "applied", "expired", "failed"]
 
 
 class ScalingRequest(BaseModel):

@@ -8,32 +8,21 @@ are applied when made (actor `foresight:auto`); the actuator (KEDA, an operator 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from policies.types import Decision as PolicyDecision
 from policies.types import build_policy, jsonable, registered_policies
+from service.db import database_of
+from service.decisions import actuation
 from service.decisions import repository as repo
+from service.decisions.lifecycle import POLICY_ACTOR, move_status, now
 from service.decisions.schemas import DecisionEventOut, DecisionOut, DecisionPage, OutcomeIn, OutcomeOut
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Decision, Outcome
 from service.nodes import lifecycle as nodes
-
-AUTO_ACTOR = "foresight:auto"
-POLICY_ACTOR = "foresight"
-TRANSITIONS: dict[str, set[str]] = {
-    "proposed": {"approved", "rejected", "applied", "expired"},
-    "approved": {"applied", "expired"},
-    "rejected": set(),
-    "applied": set(),
-    "expired": set(),
-}
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def policy_named(name: str, kind: str) -> Any:
@@ -89,35 +78,10 @@ def record(
             note=f"recommended by {decision.policy} for {requested_by}",
         )
     ]
-    if mode == "auto":
-        _move(session, row, "applied", AUTO_ACTOR, "auto mode: applied when made")
-        history.append(
-            DecisionEventOut(
-                ts=row.updated_at,
-                actor=AUTO_ACTOR,
-                from_status="proposed",
-                to_status="applied",
-                note="auto mode: applied when made",
-            )
-        )
-    if cluster_name is None and cluster_id is not None:
+    actuation.after_recording(session, database_of(session).settings, row)
+    if (cluster_name is None and cluster_id is not None) or row.status != "proposed":
         return to_out(session, row)
     return _out(row, cluster_name, history, None)
-
-
-def _move(session: Session, row: Decision, status: str, actor: str, note: str | None) -> None:
-    if status not in TRANSITIONS[row.status]:
-        raise Conflict(f"decision {row.id} is {row.status}; it cannot become {status}")
-    before = row.status
-    row.status = status
-    row.actor = actor
-    row.updated_at = now()
-    if status == "applied":
-        row.applied_at = row.updated_at
-        if row.kind == "mitigation" and row.params.get("takes_out_of_service"):
-            nodes.mitigation_applied(session, row.cluster_id, row.target_name)
-    repo.add_event(session, row.id, actor, before, status, note)
-    session.flush()
 
 
 def _locked(session: Session, decision_id: int) -> Decision:
@@ -129,7 +93,7 @@ def _locked(session: Session, decision_id: int) -> Decision:
 
 def _expire_if_due(session: Session, row: Decision) -> None:
     if row.status in ("proposed", "approved") and row.expires_at is not None and row.expires_at < now():
-        _move(session, row, "expired", POLICY_ACTOR, "its window passed before it was applied")
+        move_status(session, row, "expired", POLICY_ACTOR, "its window passed before it was applied")
 
 
 def verdict(session: Session, decision_id: int, status: str, actor: str, note: str | None) -> DecisionOut:
@@ -145,7 +109,11 @@ def verdict(session: Session, decision_id: int, status: str, actor: str, note: s
         raise Conflict(
             f"decision {decision_id} expired at {row.expires_at:%Y-%m-%dT%H:%M:%SZ}; ask for a new one"
         )
-    _move(session, row, status, actor, note)
+    move_status(session, row, status, actor, note)
+    if status == "approved":
+        settings = database_of(session).settings
+        if actuation.gate(session, settings, row).actuator != "none":
+            actuation.schedule(session, row.id, actor)
     return to_out(session, row)
 
 
@@ -157,7 +125,7 @@ def mark_applied(session: Session, decision_id: int, actor: str, note: str | Non
     if row.mode == "approve" and row.status == "proposed":
         raise Conflict(f"decision {decision_id} awaits approval; approve it first")
     _expire_if_due(session, row)
-    _move(session, row, "applied", actor, note)
+    move_status(session, row, "applied", actor, note)
     return to_out(session, row)
 
 
@@ -299,5 +267,5 @@ def expire_stale(session: Session) -> int:
     """Background job: mark proposed decisions whose window passed as expired."""
     rows = repo.expire_due(session, now())
     for row in rows:
-        _move(session, row, "expired", POLICY_ACTOR, "its window passed before it was applied")
+        move_status(session, row, "expired", POLICY_ACTOR, "its window passed before it was applied")
     return len(rows)

@@ -3,9 +3,10 @@ Callers own the transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from service.forecasts import repository as registry
@@ -65,8 +66,9 @@ def workloads(session: Session, cluster: str | None = None) -> list[Any]:
 
 
 def latest_scaling_decision(
-    session: Session, workload: Workload, statuses: tuple[str, ...]
+    session: Session, workload: Workload, statuses: tuple[str, ...], live_at: datetime | None = None
 ) -> Decision | None:
+    """The workload's newest scaling decision in `statuses` (unexpired at `live_at` when given)."""
     query = (
         select(Decision)
         .where(Decision.kind == "scaling", Decision.target_kind == "workload")
@@ -75,4 +77,6 @@ def latest_scaling_decision(
         .order_by(Decision.created_at.desc(), Decision.id.desc())
         .limit(1)
     )
+    if live_at is not None:
+        query = query.where(or_(Decision.expires_at.is_(None), Decision.expires_at > live_at))
     return session.scalars(query).first()

@@ -140,7 +140,7 @@ def prometheus_export(
 
 
 @router.get(
-    "/v1/keda/workloads/{name}",
+    "/v1/keda/workloads/{name:path}",
     response_model=KedaOut,
     summary="KEDA metrics-api: a workload's recommended replicas and forecast load",
 )

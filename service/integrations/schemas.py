@@ -42,4 +42,15 @@ class KedaOut(BaseModel):
     status: str | None = None
     policy: str | None = None
     decided_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description="When the decision stops being an answer.")
+    stale: bool = Field(
+        default=False,
+        description="True when no unexpired decision exists: `replicas` is then the current count.",
+    )
+    stale_reason: str | None = None
+    within_default_hpa_tolerance: bool = Field(
+        default=False,
+        description="True when `replicas` is within 10 % of the current count: an HPA with the default "
+        "tolerance ignores such a change (pair KEDA with tolerance 0: docs/integrations.md).",
+    )
     target_metric: TargetMetric | None = None

@@ -33,6 +33,12 @@ def named(
     return [(row, cluster_name) for row, cluster_name in session.execute(query.limit(limit)).all()]
 
 
+def workload_in_cluster(session: Session, cluster_id: int | None, name: str) -> Workload | None:
+    return session.scalars(
+        select(Workload).where(Workload.cluster_id == cluster_id, Workload.name == name)
+    ).first()
+
+
 def node_in_cluster(session: Session, cluster_id: int | None, name: str) -> Node | None:
     return session.scalars(select(Node).where(Node.cluster_id == cluster_id, Node.name == name)).first()
 

@@ -22,6 +22,7 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 Read = Annotated[Principal, Depends(require("read"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Name = Annotated[str, Path(min_length=1, max_length=200)]
+"""Workload names may hold slashes: `namespace/Deployment/name`, as Kubernetes names them."""
 Cluster = Annotated[str | None, Query(max_length=200, description="Only this cluster")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
@@ -34,12 +35,14 @@ def list_workloads(
     return service.list_workloads(session, cluster, limit, offset)
 
 
-@router.get("/workloads/{name}", response_model=WorkloadOut, summary="One workload")
+@router.get("/workloads/{name:path}", response_model=WorkloadOut, summary="One workload")
 def get_workload(_: Read, session: SessionDep, name: Name, cluster: Cluster = None) -> WorkloadOut:
     return service.get_workload(session, name, cluster)
 
 
-@router.put("/workloads/{name}", response_model=WorkloadOut, summary="Create or configure a workload (admin)")
+@router.put(
+    "/workloads/{name:path}", response_model=WorkloadOut, summary="Create or configure a workload (admin)"
+)
 def put_workload(_: Admin, session: SessionDep, name: Name, body: WorkloadConfig) -> WorkloadOut:
     return service.configure_workload(session, name, body)
 

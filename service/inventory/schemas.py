@@ -34,6 +34,18 @@ class WorkloadConfig(BaseModel):
         default=None,
         description="e.g. {target_utilisation: 0.8, epsilon: 0.05, cost_per_replica: 1, sla_penalty: 50}",
     )
+    scale_target: str | None = Field(
+        default=None,
+        max_length=400,
+        description="What the actuator scales, as an HPA's scaleTargetRef: namespace/Deployment|StatefulSet/"
+        "name (default: the workload's name when it has that form)",
+        examples=["shop/Deployment/checkout"],
+    )
+    behavior: dict[str, Any] | None = Field(
+        default=None,
+        description="HPA-style spec.behavior: scaleUp / scaleDown with stabilizationWindowSeconds, "
+        "selectPolicy, policies [{type: Pods|Percent, value, periodSeconds}] and tolerance",
+    )
 
 
 class WorkloadOut(BaseModel):
@@ -47,6 +59,8 @@ class WorkloadOut(BaseModel):
     mode: Mode
     priority: int
     slo: dict[str, Any]
+    scale_target: str | None = Field(description="The namespace/kind/name actuators scale (None: not set)")
+    behavior: dict[str, Any] | None
 
 
 class NodeConfig(BaseModel):

@@ -7,8 +7,10 @@ from typing import cast
 
 from sqlalchemy.orm import Session
 
+from policies.behavior import Behavior
 from policies.slo import ScalingSlo
 from policies.types import InvalidPolicyInput
+from service.actuators.base import ScaleTarget
 from service.errors import Conflict, InvalidInput, NotFound
 from service.inventory import repository as repo
 from service.inventory.repository import Row
@@ -36,7 +38,35 @@ def workload_out(row: Workload, cluster: str) -> WorkloadOut:
         mode=row.mode,  # type: ignore[arg-type]
         priority=row.priority,
         slo=row.slo or {},
+        scale_target=scale_target_of(row),
+        behavior=row.behavior,
     )
+
+
+def scale_target_of(row: Workload) -> str | None:
+    """The `namespace/kind/name` actuators scale: set explicitly, or the name itself when it has that
+    form (as workloads named from Kubernetes telemetry do)."""
+    if row.scale_target:
+        return row.scale_target
+    try:
+        return ScaleTarget.parse(row.name).ref
+    except ValueError:
+        return None
+
+
+SCALABLE_KINDS = ("Deployment", "StatefulSet")
+
+
+def _check_scale_target(value: str) -> None:
+    try:
+        target = ScaleTarget.parse(value)
+    except ValueError as error:
+        raise InvalidInput(str(error), details=[{"loc": ["body", "scale_target"]}]) from None
+    if target.kind not in SCALABLE_KINDS:
+        raise InvalidInput(
+            f"scale_target kind {target.kind!r} cannot be scaled; use one of {', '.join(SCALABLE_KINDS)}",
+            details=[{"loc": ["body", "scale_target"]}],
+        )
 
 
 def find(session: Session, model: type[Row], name: str, cluster: str | None) -> tuple[Row, str]:
@@ -57,6 +87,7 @@ def find(session: Session, model: type[Row], name: str, cluster: str | None) -> 
 
 find_or_create = repo.find_or_create
 nodes_of_domain = repo.nodes_of_domain
+workload_in_cluster = repo.workload_in_cluster
 
 
 def set_node_status(session: Session, cluster_id: int | None, name: str, status: str) -> None:
@@ -81,6 +112,12 @@ def configure_workload(session: Session, name: str, config: WorkloadConfig) -> W
         ScalingSlo.from_mapping(row.slo)
     except InvalidPolicyInput as error:
         raise InvalidInput(str(error), details=[{"loc": ["body", "slo"], "msg": str(error)}]) from None
+    try:
+        Behavior.from_mapping(row.behavior)
+    except InvalidPolicyInput as error:
+        raise InvalidInput(str(error), details=[{"loc": ["body", "behavior"], "msg": str(error)}]) from None
+    if config.scale_target is not None:
+        _check_scale_target(config.scale_target)
     session.flush()
     return workload_out(row, config.cluster)
 

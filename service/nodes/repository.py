@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import ModelRecord, Node, NodeEvent
+from service.models import Decision, ModelRecord, Node, NodeEvent
 
 MITIGATION_MODEL = "mitigation_causal"
 
@@ -55,3 +55,27 @@ def out_of_service(session: Session, cluster_id: int, except_node: int) -> int:
 def latest_mitigation_model(session: Session) -> ModelRecord | None:
     query = select(ModelRecord).where(ModelRecord.kind == "policy", ModelRecord.name == MITIGATION_MODEL)
     return session.scalars(query.order_by(ModelRecord.version.desc()).limit(1)).first()
+
+
+def undecided_events(session: Session, node_id: int, limit: int = 20) -> list[int]:
+    """Unresolved events of the node without a mitigation decision naming them (oldest first)."""
+    node = session.get(Node, node_id)
+    if node is None:
+        return []
+    decided = {
+        int(params["event_id"])
+        for params in session.scalars(
+            select(Decision.params).where(
+                Decision.kind == "mitigation",
+                Decision.cluster_id == node.cluster_id,
+                Decision.target_name == node.name,
+            )
+        )
+        if isinstance(params, dict) and isinstance(params.get("event_id"), int)
+    }
+    rows = session.scalars(
+        select(NodeEvent.id)
+        .where(NodeEvent.node_id == node_id, NodeEvent.resolved_at.is_(None))
+        .order_by(NodeEvent.ts)
+    )
+    return [i for i in rows if i not in decided][:limit]

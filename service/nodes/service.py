@@ -182,6 +182,11 @@ def recommend(
     )
 
 
+def undecided_events(session: Session, node_id: int) -> list[int]:
+    """Ids of the node's unresolved events that no mitigation decision has answered yet."""
+    return repo.undecided_events(session, node_id)
+
+
 def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
     """Fit the causal model on every event with a known action and downtime; store it in `models`."""
     rows = repo.events_with_outcome(session)

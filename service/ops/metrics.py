@@ -33,6 +33,12 @@ INGEST_PHASE = Histogram(
     "foresight_ingest_phase_seconds", "Time spent per ingestion phase.", ["phase"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY,
 )  # fmt: skip
+ACTUATIONS = Counter(
+    "foresight_actuations_total",
+    "Attempts to carry a decision to the cluster, by actuator, decision kind, result and dry run.",
+    ["actuator", "kind", "status", "dry_run"],
+    registry=REGISTRY,
+)
 
 
 def exposition_registry() -> CollectorRegistry:
