@@ -81,6 +81,7 @@ def seed(url: str, admin: dict[str, str], workloads: int) -> None:
         timeout=600,
     )
     trained.raise_for_status()
+    httpx.post(url + "/v1/loop/run", headers=admin, timeout=600).raise_for_status()  # the loop decides
     for i in range(workloads):  # warm: model loaded into the cache, first forecast made
         httpx.post(
             url + "/v1/recommendations/scaling", json={"workload": f"web-{i}"}, headers=admin, timeout=120
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="use a scratch SQLite file instead of Postgres")
     parser.add_argument("--pg", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = parser.parse_args()
-    extra = {"FORESIGHT_JOBS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    extra = {"FORESIGHT_JOBS_ENABLED": "true", "FORESIGHT_LOOP_TICK_SECONDS": "5", "OMP_NUM_THREADS": "1"}
     with scratch_server(["admin"], pg=None if args.sqlite else args.pg, env=extra) as server:
         url, admin = server.url, server.bearer("admin")
         with console.status("seeding workloads and training the default forecaster"):

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("last_status", sa.String(length=16), nullable=True),
         sa.Column("last_detail", JSONDocument, nullable=False),
         sa.Column("last_data_at", UTCDateTime(), nullable=True),
+        sa.Column("live_decision_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["cluster_id"],
             ["clusters.id"],

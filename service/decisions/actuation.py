@@ -252,7 +252,7 @@ def _finish(
     attempt.detail = attempt.detail[:1000]
     note = f"{attempt.actuator} attempt {attempt.attempt}: {result.status}: {attempt.detail}"[:1000]
     if request.dry_run or row.status != "approved":
-        repo.add_event(session, row.id, actor, row.status, row.status, note)
+        decisions.add_note(session, row, actor, note)
         return
     if result.ok:
         row.params = {**row.params, **{k: v for k, v in request.params.items() if k == "replicas"}}
@@ -263,4 +263,4 @@ def _finish(
     elif not result.retryable or attempt.attempt >= settings.actuation_max_attempts:
         decisions.move_status(session, row, "failed", actor, note)
     else:
-        repo.add_event(session, row.id, actor, row.status, row.status, note + " (will retry)")
+        decisions.add_note(session, row, actor, note + " (will retry)")

@@ -44,3 +44,10 @@ def move_status(session: Session, row: Decision, status: str, actor: str, note: 
             nodes.mitigation_applied(session, row.cluster_id, row.target_name)
     repo.add_event(session, row.id, actor, before, status, note)
     session.flush()
+
+
+def add_note(session: Session, row: Decision, actor: str, note: str) -> None:
+    """An audit entry that changes no status (an actuation attempt, an outcome); `updated_at` moves so
+    readers caching a decision's answer see it changed."""
+    row.updated_at = now()
+    repo.add_event(session, row.id, actor, row.status, row.status, note[:1000])

@@ -32,6 +32,10 @@ RESOURCE_METRICS = {
 
 
 def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str) -> DecisionOut:
+    if requested_by != LOOP_ACTOR and _asks_what_the_loop_asks(body):
+        served = state.fresh_loop_answer(session, body.workload, body.cluster, _cadence(session))
+        if served is not None:
+            return decisions.served_out(session, served)
     policy = decisions.policy_named(body.policy, "scaling")
     workload, cluster = inventory.find(session, Workload, body.workload, body.cluster)
     if workload.replica_capacity is None:
@@ -39,10 +43,6 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             f"workload {workload.name!r} has no replica_capacity; set it (and capacity_metric) with "
             f"PUT /v1/workloads/{workload.name}"
         )
-    if requested_by != LOOP_ACTOR and _asks_what_the_loop_asks(body):
-        served = state.fresh_loop_answer(session, workload, cluster, _cadence(session))
-        if served is not None:
-            return decisions.to_out(session, served)
     metric = state.load_metric(workload)
     series = read.find_series(session, cluster, "workload", workload.name, metric)
     workload_slo = workload.slo or {}

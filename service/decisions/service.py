@@ -8,7 +8,9 @@ are applied when made (actor `foresight:auto`); the actuator (KEDA, an operator 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,7 +20,7 @@ from policies.types import build_policy, jsonable, registered_policies
 from service.db import database_of
 from service.decisions import actuation
 from service.decisions import repository as repo
-from service.decisions.lifecycle import POLICY_ACTOR, move_status, now
+from service.decisions.lifecycle import POLICY_ACTOR, add_note, move_status, now
 from service.decisions.schemas import DecisionEventOut, DecisionOut, DecisionPage, OutcomeIn, OutcomeOut
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Decision, Outcome
@@ -184,7 +186,7 @@ def record_outcome(
             body.downtime_minutes,
             outcome.measured_at,
         )
-    repo.add_event(session, row.id, actor, row.status, row.status, "outcome recorded")
+    add_note(session, row, actor, "outcome recorded")
     return outcome_out(outcome), True
 
 
@@ -199,6 +201,29 @@ def outcome_out(o: Outcome) -> OutcomeOut:
         violations=o.details.get("violations"),
         details=o.details,
     )
+
+
+_SERVED: OrderedDict[tuple[int, datetime, str], DecisionOut] = OrderedDict()
+_SERVED_LOCK = threading.Lock()
+SERVED_CACHE_SIZE = 4096
+
+
+def served_out(session: Session, row: Decision) -> DecisionOut:
+    """`to_out` for a decision served again and again (the loop's live answer): the shape is kept per
+    (id, updated_at, status), and every change to a decision — a status move, a note, an outcome —
+    moves `updated_at`, so nothing stale is served."""
+    key = (row.id, row.updated_at, row.status)
+    with _SERVED_LOCK:
+        hit = _SERVED.get(key)
+        if hit is not None:
+            _SERVED.move_to_end(key)
+            return hit
+    out = to_out(session, row)
+    with _SERVED_LOCK:
+        _SERVED[key] = out
+        while len(_SERVED) > SERVED_CACHE_SIZE:
+            _SERVED.popitem(last=False)
+    return out
 
 
 def to_out(session: Session, row: Decision, with_history: bool = True) -> DecisionOut:

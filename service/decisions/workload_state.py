@@ -52,18 +52,13 @@ def live_loop_decision(session: Session, workload: Workload, kind: str = "scalin
 
 
 def fresh_loop_answer(
-    session: Session, workload: Workload, cluster: str, cadence_seconds: float
+    session: Session, workload: str, cluster: str | None, cadence_seconds: float
 ) -> Decision | None:
-    """The loop's scaling decision when it is still the answer: made within the cadence, unexpired, and
-    no load sample has arrived since it read the load."""
-    row = live_loop_decision(session, workload)
-    if row is None or row.created_at < datetime.now(UTC) - timedelta(seconds=cadence_seconds):
-        return None
-    read_until = (row.explanation.get("details") or {}).get("load_data_at")
-    latest = latest_load_time(session, workload, cluster)
-    if latest is not None and (read_until is None or latest.timestamp() > float(read_until)):
-        return None
-    return row
+    """The loop's scaling decision while it is the answer: in force, and made or confirmed (a pass that
+    found no new data confirms it) by the loop within the last cadence — so an answer is at most one
+    cadence old, and the endpoint does not forecast or decide again."""
+    now = datetime.now(UTC)
+    return loop.served_decision(session, workload, cluster, now - timedelta(seconds=cadence_seconds), now)
 
 
 def rightsizing_due(session: Session, workload: Workload, cluster: str, every: timedelta) -> bool:

@@ -14,6 +14,7 @@ from service.actuators.base import ScaleTarget
 from service.actuators.registry import actuator_for
 from service.config import Settings
 from service.db import Database
+from service.decisions import lifecycle
 from service.decisions import repository as decisions_repo
 from service.models import Actuation, Cluster, Decision, Outcome, Workload
 from service.models.base import utcnow
@@ -58,14 +59,8 @@ def observe(database: Database, limit: int = 100) -> int:
             decisions_repo.add_outcome(
                 session, Outcome(decision_id=decision.id, measured_at=now, details=details)
             )
-            decisions_repo.add_event(
-                session,
-                decision.id,
-                "foresight:loop",
-                "applied",
-                "applied",
-                f"outcome: {reached} of {wanted} replicas ({source})",
-            )
+            note = f"outcome: {reached} of {wanted} replicas ({source})"
+            lifecycle.add_note(session, decision, "foresight:loop", note)
             measured += 1
     return measured
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.models import Actuation, Decision, LoopTarget, Node, NodeEvent, PowerDomain, Workload
+from service.models import Actuation, Cluster, Decision, LoopTarget, Node, NodeEvent, PowerDomain, Workload
 from service.models.base import utcnow
 
 ENTITY_OF: dict[str, type[Workload] | type[PowerDomain] | type[Node]] = {
@@ -108,6 +108,7 @@ def release(
     detail: dict[str, Any],
     data_at: datetime | None,
     ran_at: datetime,
+    live_decision_id: int | None = None,
 ) -> None:
     """Record a target's pass and hand it back (only when `owner` still holds it)."""
     values: dict[str, Any] = {
@@ -120,6 +121,8 @@ def release(
     }
     if data_at is not None:
         values["last_data_at"] = data_at
+    if live_decision_id is not None:
+        values["live_decision_id"] = live_decision_id
     session.execute(
         update(LoopTarget).where(LoopTarget.id == target_id, LoopTarget.lease_owner == owner).values(**values)
     )
@@ -157,6 +160,27 @@ def target_of_decision(session: Session, row: Decision) -> LoopTarget | None:
         .join(model, and_(LoopTarget.target_kind == kind, LoopTarget.target_id == model.id))
         .where(model.cluster_id == row.cluster_id, model.name == row.target_name)
     ).first()
+
+
+def served_decision(
+    session: Session, workload: str, cluster: str | None, since: datetime, now: datetime
+) -> Decision | None:
+    """The loop's live decision for the workload called `workload` (in `cluster` when given) when its
+    last pass, at or after `since`, made or confirmed it and it is still in force at `now`. One indexed
+    lookup, the recommendation endpoint's fast path; None when the name is ambiguous."""
+    query = (
+        select(Decision)
+        .join(LoopTarget, LoopTarget.live_decision_id == Decision.id)
+        .join(Workload, and_(LoopTarget.target_kind == "workload", LoopTarget.target_id == Workload.id))
+        .where(Workload.name == workload, LoopTarget.last_run_at >= since)
+        .where(Decision.status.in_(("proposed", "approved", "applied")))
+        .where(or_(Decision.expires_at.is_(None), Decision.expires_at > now))
+        .limit(2)
+    )
+    if cluster is not None:
+        query = query.join(Cluster, Cluster.id == Workload.cluster_id).where(Cluster.name == cluster)
+    rows = list(session.scalars(query))
+    return rows[0] if len(rows) == 1 else None
 
 
 def global_switch(session: Session) -> LoopTarget | None:

@@ -61,6 +61,7 @@ class Outcome:
     status: str
     detail: dict[str, Any]
     data_at: datetime | None = None
+    live_decision_id: int | None = None
 
 
 def run_pass(database: Database, owner: str) -> dict[str, Any]:
@@ -97,6 +98,7 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
                 detail=result.detail,
                 data_at=result.data_at,
                 ran_at=ran,
+                live_decision_id=result.live_decision_id,
             )
     retried = _retry_pending(database)
     observed = outcomes.observe(database)
@@ -153,6 +155,7 @@ def _workload(session: Session, target: Claimed) -> Outcome:
             "unchanged",
             {**detail, "reason": "no new load sample since the last pass", "decision_id": live.id},
             latest,
+            live.id,
         )
     decided = scaling_decisions.recommend_scaling(
         session, ScalingRequest(workload=workload.name, cluster=cluster), LOOP_ACTOR
@@ -166,7 +169,7 @@ def _workload(session: Session, target: Claimed) -> Outcome:
             detail["rightsizing_decision_id"] = sized.id
         except ForesightError as error:
             detail["rightsizing"] = error.message[:300]
-    return Outcome("decided", detail, latest)
+    return Outcome("decided", detail, latest, decided.id)
 
 
 def _power_domain(session: Session, target: Claimed) -> Outcome:

@@ -45,6 +45,9 @@ class LoopTarget(Base):
     last_detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     last_data_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """The newest input sample the last decision read: no new data, no new forecast."""
+    live_decision_id: Mapped[int | None] = mapped_column(Integer)
+    """The loop's decision in force for the target (made or confirmed by its last pass), which the
+    recommendation endpoint serves while it is fresh."""
 
 
 class Actuation(Base):
