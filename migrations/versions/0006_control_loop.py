@@ -1,5 +1,5 @@
-"""Control loop: loop targets (cadence, lease, kill switch), actuation attempts, and a workload's scale
-target and HPA-style behavior.
+"""Control loop: loop targets (cadence, lease, kill switch), actuation attempts, a workload's scale
+target and HPA-style behavior, and an index for the per-target decision lookups the loop makes.
 
 Revision ID: 0006
 Revises: 0005
@@ -76,12 +76,18 @@ def upgrade() -> None:
     with op.batch_alter_table("actuations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_actuations_decision_id"), ["decision_id"], unique=False)
 
+    with op.batch_alter_table("decisions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_decisions_target", ["cluster_id", "target_name", "kind", "created_at"], unique=False
+        )
     with op.batch_alter_table("workloads", schema=None) as batch_op:
         batch_op.add_column(sa.Column("scale_target", sa.String(length=400), nullable=True))
         batch_op.add_column(sa.Column("behavior", JSONDocument, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("decisions", schema=None) as batch_op:
+        batch_op.drop_index("ix_decisions_target")
     with op.batch_alter_table("workloads", schema=None) as batch_op:
         batch_op.drop_column("behavior")
         batch_op.drop_column("scale_target")

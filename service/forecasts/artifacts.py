@@ -36,7 +36,8 @@ class LoadedModel:
     seen_until_us: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     predictions: dict[int, Any] = field(default_factory=dict)
-    """Prediction frames by horizon, valid while no new observation arrived (cleared on update)."""
+    """Predictions by horizon — each a dict (entity, metric) -> its ForecastFrame rows by horizon — valid
+    while no new observation arrived (cleared on update)."""
     stored: set[tuple[int, int]] = field(default_factory=set)
     """(series id, cutoff µs) already written to the forecasts table by this process."""
 

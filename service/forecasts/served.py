@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecasting.types import quantile_columns, quantile_levels_of
@@ -26,13 +27,15 @@ class ServedForecast:
 
     @property
     def step_seconds(self) -> float:
-        stamps = pd.to_datetime(self.frame["timestamp"], utc=True)
-        deltas = stamps.diff().dropna().dt.total_seconds()
-        return float(deltas.median()) if len(deltas) else 60.0
+        stamps = pd.to_datetime(self.frame["timestamp"], utc=True).to_numpy(dtype="datetime64[ns]")
+        deltas = np.diff(stamps).astype("int64") / 1e9
+        return float(np.median(deltas)) if len(deltas) else 60.0
 
     def distribution(self) -> QuantileForecast:
         """The forecast as policies read it (raises `PolicyError` when it is unusable)."""
-        return QuantileForecast.from_frame(self.frame, self.step_seconds)
+        levels = self.levels
+        values = self.frame[quantile_columns(levels)].to_numpy(dtype=float)
+        return QuantileForecast(levels, values, self.step_seconds)
 
     def stored_rows(self) -> list[dict[str, Any]]:
         """Rows of the `forecasts` table (every served distribution is kept for live scoring)."""

@@ -200,17 +200,21 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
                 loaded.predictions.clear()
             predicted = loaded.predictions.get(horizon)
             if predicted is None:  # nothing new since the last prediction: the same answer, without the work
-                predicted = loaded.predictions[horizon] = loaded.model.predict(horizon)
+                frame = loaded.model.predict(horizon)
+                predicted = loaded.predictions[horizon] = {
+                    key: rows.sort_values("horizon").reset_index(drop=True)
+                    for key, rows in frame.groupby(["series", "metric"], sort=False)
+                }
         except ForecastingError as error:
             raise _forecasting_error(error) from error
-    mine = predicted[(predicted["series"] == entity) & (predicted["metric"] == series.metric)]
-    if mine.empty:
+    mine = predicted.get((entity, series.metric))
+    if mine is None or mine.empty:
         raise Conflict(f"model {row.name} v{row.version} did not forecast series {series_id}; train it again")
     meta = ForecastMeta(
         series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
         model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
     )  # fmt: skip
-    served = ServedForecast(meta, mine.sort_values("horizon").reset_index(drop=True))
+    served = ServedForecast(meta, mine)
     stored_key = (series_id, to_epoch_us(meta.cutoff))
     if stored_key not in loaded.stored:
         if len(loaded.stored) > 100_000:

@@ -54,6 +54,7 @@ class Claimed:
     entity_id: int
     cadence: float
     last_data_at: datetime | None
+    last_detail: dict[str, Any]
 
 
 @dataclass
@@ -80,6 +81,7 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
                 t.target_id,
                 t.cadence_seconds or settings.loop_cadence_seconds,
                 t.last_data_at,
+                dict(t.last_detail or {}),
             )
             for t in repo.claim_due(session, now, settings.loop_batch_size, lease, owner)
         ]
@@ -144,7 +146,8 @@ def _workload(session: Session, target: Claimed) -> Outcome:
     if workload is None:
         return Outcome("skipped", {"reason": "the workload no longer exists"})
     cluster = _cluster_name(session, workload.cluster_id)
-    detail: dict[str, Any] = {}
+    checked = float(target.last_detail.get("rightsizing_checked_at", 0.0))
+    detail: dict[str, Any] = {"rightsizing_checked_at": checked}
     reported = state.refresh_replicas(session, workload, cluster, 3 * target.cadence)
     if reported is not None:
         detail["replicas_reported"] = reported
@@ -161,7 +164,10 @@ def _workload(session: Session, target: Claimed) -> Outcome:
         session, ScalingRequest(workload=workload.name, cluster=cluster), LOOP_ACTOR
     )
     detail.update(decision_id=decided.id, replicas=decided.params.get("replicas"), status=decided.status)
-    if state.rightsizing_due(session, workload, cluster, RIGHTSIZING_EVERY):
+    if time.time() - checked > RIGHTSIZING_EVERY.total_seconds() and state.rightsizing_due(
+        session, workload, cluster, RIGHTSIZING_EVERY
+    ):
+        detail["rightsizing_checked_at"] = time.time()
         try:
             sized = scaling_decisions.recommend_rightsizing(
                 session, RightsizingRequest(workload=workload.name, cluster=cluster), LOOP_ACTOR

@@ -35,7 +35,10 @@ class Decision(Base):
     """A recommended action with its evidence (`explanation`) and its life: proposed → applied/…"""
 
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_decisions_status_created", "status", "created_at"),
+        Index("ix_decisions_target", "cluster_id", "target_name", "kind", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
