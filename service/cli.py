@@ -24,6 +24,7 @@ from service.forecasts.cli import forecast_app
 from service.forecasts.train_cli import train as forecast_train
 from service.integrations.cli import backfill as backfill_command
 from service.integrations.cli import sources_app
+from service.loop.cli import loop_app
 from service.nodes.cli import mitigation_app
 from service.replays.cli import replay_app
 from service.startup import prepare_database
@@ -40,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 forecast_app.command("train")(forecast_train)
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(mitigation_app, name="mitigation")
+app.add_typer(loop_app, name="loop")
 app.add_typer(sources_app, name="sources")
 app.add_typer(replay_app, name="replay")
 app.command("backfill")(backfill_command)

@@ -102,3 +102,14 @@ def test_forecast_train_into_the_registry(database: Database, migrated_url: str)
     assert per_cluster.returncode == 0, per_cluster.stderr
     batch_model = json.loads(per_cluster.stdout.strip().splitlines()[-1])
     assert batch_model["version"] == 2 and batch_model["metrics"] == {"backtest": "not run in batch training"}
+
+
+def test_loop_kill_switch_from_the_command_line(database: Database, migrated_url: str) -> None:
+    frozen = run_cli(migrated_url, "loop", "freeze", "--reason", "maintenance")
+    assert frozen.returncode == 0 and "actuation frozen" in frozen.stdout, frozen.stderr
+    status = json.loads(run_cli(migrated_url, "loop", "status").stdout)
+    assert status["actuation"] == "frozen" and status["frozen_reason"] == "maintenance"
+    assert status["frozen_by"].startswith("cli:")
+    assert "actuation enabled" in run_cli(migrated_url, "loop", "unfreeze").stdout
+    ran = json.loads(run_cli(migrated_url, "loop", "run-once").stdout.strip().splitlines()[-1])
+    assert ran["claimed"] == 0
