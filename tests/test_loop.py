@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -76,14 +77,21 @@ NAME = "shop/Deployment/web"
 
 
 def _ingest(client: httpx.Client, admin: dict[str, str], samples: list[list[float]]) -> None:
-    item = {"entity": {"kind": "workload", "id": NAME, "cluster": "west"}, "metric": "requests_per_second",
-            "unit": "req/s", "samples": samples}  # fmt: skip
+    item = {
+        "entity": {"kind": "workload", "id": NAME, "cluster": "west"},
+        "metric": "requests_per_second",
+        "unit": "req/s",
+        "samples": samples,
+    }
     answer = client.post("/v1/telemetry", json=batch(item), headers=admin)
     assert answer.status_code == 200, answer.text
 
 
-def _setup(client: httpx.Client, admin: dict[str, str], mode: str, **extra: object) -> float:
-    """A workload named as Kubernetes names it, 3 h of per-minute load ending now, a trained model."""
+def _setup(
+    client: httpx.Client, admin: dict[str, str], mode: str, actuator: str | None = None, **extra: object
+) -> float:
+    """A workload named as Kubernetes names it, 3 h of per-minute load ending now, a trained model, and
+    the loop target's actuator when given."""
     start = time.time() - 180 * STEP
     _ingest(client, admin, _samples(start, 180, 100.0))
     body = {"cluster": "west", "replicas": 4, "replica_capacity": 10.0, "max_replicas": 50, "mode": mode}
@@ -91,6 +99,11 @@ def _setup(client: httpx.Client, admin: dict[str, str], mode: str, **extra: obje
     assert answer.status_code == 200 and answer.json()["scale_target"] == NAME, answer.text
     train = {"model": "seasonal_naive", "horizon": 6, "backtest": False, "entity_kind": "workload"}
     assert client.post("/v1/models/train", json=train, headers=admin).status_code == 201
+    if actuator is not None:
+        target = client.put(
+            f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": actuator}, headers=admin
+        )
+        assert target.status_code == 200, target.text
     return start + 180 * STEP
 
 
@@ -99,9 +112,20 @@ def _decisions(client: httpx.Client, admin: dict[str, str]) -> list[dict[str, ob
     return items
 
 
-def _loop_db(database: Database, **overrides: object) -> Database:
-    url = database.engine.url.render_as_string(hide_password=False)
-    return Database(settings_for(url, **overrides))
+@pytest.fixture
+def loop_db(database: Database) -> Iterator[Database]:
+    """The test database as a loop replica sees it (jobs' settings, the scripted actuator known)."""
+    with _loop_database(database) as db:
+        yield db
+
+
+@contextmanager
+def _loop_database(database: Database, **overrides: object) -> Iterator[Database]:
+    db = Database(settings_for(database.engine.url.render_as_string(hide_password=False), **overrides))
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _due_now(database: Database) -> None:
@@ -138,12 +162,13 @@ def test_loop_decides_once_per_new_data_and_serves_the_endpoint(
 
 
 def test_auto_mode_actuates_through_the_targets_actuator_and_measures_the_outcome(
-    client: httpx.Client, database: Database, admin: dict[str, str], cluster: ScriptedCluster
+    client: httpx.Client,
+    database: Database,
+    admin: dict[str, str],
+    cluster: ScriptedCluster,
+    loop_db: Database,
 ) -> None:
-    _setup(client, admin, "auto")
-    assert client.put(f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": "scripted"},
-                      headers=admin).status_code == 200  # fmt: skip
-    loop_db = _loop_db(database)
+    _setup(client, admin, "auto", actuator="scripted")
     run_once(loop_db)
     [decision] = _decisions(client, admin)
     assert decision["status"] == "applied", decision["history"]
@@ -155,17 +180,17 @@ def test_auto_mode_actuates_through_the_targets_actuator_and_measures_the_outcom
     outcome = client.get(f"/v1/decisions/{decision['id']}", headers=admin).json()["outcome"]
     assert outcome is not None and outcome["details"]["replicas_reached"] == wanted
     assert outcome["details"]["source"] == "scripted"
-    loop_db.dispose()
 
 
 def test_transient_refusals_are_retried_and_final_ones_fail(
-    client: httpx.Client, database: Database, admin: dict[str, str], cluster: ScriptedCluster
+    client: httpx.Client,
+    database: Database,
+    admin: dict[str, str],
+    cluster: ScriptedCluster,
+    loop_db: Database,
 ) -> None:
-    _setup(client, admin, "auto")
-    client.put(f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": "scripted"},
-               headers=admin)  # fmt: skip
+    _setup(client, admin, "auto", actuator="scripted")
     cluster.script[:] = [ActuationResult("retry_later", "409 conflict, retries spent", retryable=True)]
-    loop_db = _loop_db(database)
     run_once(loop_db)
     [decision] = _decisions(client, admin)
     assert decision["status"] == "approved"
@@ -183,18 +208,18 @@ def test_transient_refusals_are_retried_and_final_ones_fail(
     run_once(loop_db)
     failed = _decisions(client, admin)[0]
     assert failed["status"] == "failed" and "not found" in failed["history"][-1]["note"]
-    loop_db.dispose()
 
 
 def test_kill_switches_freeze_actuation_but_not_decisions(
-    client: httpx.Client, database: Database, admin: dict[str, str], cluster: ScriptedCluster
+    client: httpx.Client,
+    database: Database,
+    admin: dict[str, str],
+    cluster: ScriptedCluster,
+    loop_db: Database,
 ) -> None:
-    _setup(client, admin, "auto")
-    client.put(f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": "scripted"},
-               headers=admin)  # fmt: skip
+    _setup(client, admin, "auto", actuator="scripted")
     frozen = client.post("/v1/loop/freeze", json={"reason": "incident 42"}, headers=admin)
     assert frozen.status_code == 200 and frozen.json()["actuation"] == "frozen"
-    loop_db = _loop_db(database)
     run_once(loop_db)
     [decision] = _decisions(client, admin)
     assert decision["status"] == "approved" and cluster.requests == []
@@ -211,30 +236,27 @@ def test_kill_switches_freeze_actuation_but_not_decisions(
     _due_now(database)
     run_once(loop_db)
     assert _decisions(client, admin)[0]["status"] == "approved" and len(cluster.requests) == 1
-    loop_db.dispose()
 
 
 def test_safety_limit_clamps_a_large_change(
     client: httpx.Client, database: Database, admin: dict[str, str], cluster: ScriptedCluster
 ) -> None:
-    _setup(client, admin, "auto")
-    client.put(f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": "scripted"},
-               headers=admin)  # fmt: skip
-    loop_db = _loop_db(database, actuation_max_change_pods=1, actuation_max_change_fraction=0.25)
-    run_once(loop_db)
+    _setup(client, admin, "auto", actuator="scripted")
+    with _loop_database(database, actuation_max_change_pods=1, actuation_max_change_fraction=0.25) as limited:
+        run_once(limited)
     [decision] = _decisions(client, admin)
     assert decision["status"] == "applied" and cluster.requests[0].params["replicas"] == 5  # 4 + max(1, 1)
     assert any("safety: " in (event["note"] or "") for event in decision["history"])
-    loop_db.dispose()
 
 
 def test_approve_mode_dry_runs_then_actuates_on_approval(
-    client: httpx.Client, database: Database, admin: dict[str, str], cluster: ScriptedCluster
+    client: httpx.Client,
+    database: Database,
+    admin: dict[str, str],
+    cluster: ScriptedCluster,
+    loop_db: Database,
 ) -> None:
-    _setup(client, admin, "approve")
-    client.put(f"/v1/loop/targets/workload/{NAME}", json={"cluster": "west", "actuator": "scripted"},
-               headers=admin)  # fmt: skip
-    loop_db = _loop_db(database)
+    _setup(client, admin, "approve", actuator="scripted")
     run_once(loop_db)
     [decision] = _decisions(client, admin)
     assert decision["status"] == "proposed" and [r.dry_run for r in cluster.requests] == [True]
@@ -242,7 +264,6 @@ def test_approve_mode_dry_runs_then_actuates_on_approval(
     assert approved.status_code == 200
     final = client.get(f"/v1/decisions/{decision['id']}", headers=admin).json()
     assert final["status"] == "applied" and [r.dry_run for r in cluster.requests] == [True, False]
-    loop_db.dispose()
 
 
 def test_a_failing_target_does_not_stop_the_others(
@@ -275,8 +296,12 @@ def test_replicas_claim_disjoint_targets(make_pg_database: Callable[[], str]) ->
     with database.session() as session:
         session.add(Cluster(id=1, name="west"))
         session.flush()
-        session.add_all(LoopTarget(target_kind="workload", target_id=i, cluster_id=1, next_due_at=utcnow(),
-                                   last_detail={}) for i in range(10))  # fmt: skip
+        session.add_all(
+            LoopTarget(
+                target_kind="workload", target_id=i, cluster_id=1, next_due_at=utcnow(), last_detail={}
+            )
+            for i in range(10)
+        )
     a, b = database.session_factory(), database.session_factory()
     try:
         first = {t.id for t in loop.claim_due(a, utcnow(), 6, timedelta(seconds=60), "a")}
