@@ -86,14 +86,40 @@ def forecast_window(
     session: Session, series_id: int, horizon: int
 ) -> tuple[QuantileForecast | None, str | None]:
     """The series' forecast as a QuantileForecast, or (None, why not)."""
+    return _distribution(session, series_id, horizon, f"series {series_id}")
+
+
+def _distribution(
+    session: Session, series_id: int, horizon: int, what: str
+) -> tuple[QuantileForecast | None, str | None]:
+    """The served forecast of the series as policies read it, or (None, why not); only an outage of the
+    database is an error."""
     try:
         answer = forecasts.forecast(session, series_id, horizon)
     except DatabaseUnavailable:
         raise
     except (ForesightError, ForecastingError, PolicyError, ValueError, RuntimeError) as error:
         message = error.message if isinstance(error, ForesightError) else str(error)
-        return None, f"no usable forecast for series {series_id}: {message}"
+        return None, f"no usable forecast for {what}: {message}"
     try:
         return answer.distribution(), None
     except PolicyError as error:
-        return None, f"forecast for series {series_id} is unusable: {error}"
+        return None, f"the forecast for {what} is unusable: {error}"
+
+
+def degradation_window(
+    session: Session, cluster: str, workload: str, metric: str, horizon: int
+) -> tuple[QuantileForecast | None, str | None]:
+    """The forecast slowdown of the workload (degradation d of its performance series `metric`, from the
+    interference model serving it), or (None, why not)."""
+    series = find_series(session, cluster, "workload", workload, metric)
+    if series is None:
+        return None, f"performance series {metric!r} of workload {workload!r} does not exist yet"
+    serving = forecasts.model_name_serving(session, series.id)
+    if serving != forecasts.INTERFERENCE:
+        served_by = f"is served by {serving!r}, which forecasts its values" if serving else "has no model"
+        return None, (
+            f"{metric!r} {served_by}; train an interference model on it: POST /v1/models/train "
+            f'{{"model": "interference", "series_ids": [{series.id}]}}'
+        )
+    return _distribution(session, series.id, horizon, f"the interference of {metric!r}")

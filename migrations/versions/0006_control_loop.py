@@ -1,5 +1,5 @@
 """Control loop: loop targets (cadence, lease, kill switch), actuation attempts, a workload's scale
-target and HPA-style behavior, and an index for the per-target decision lookups the loop makes.
+target, HPA-style behavior and performance series, and an index for the loop's per-target decision lookups.
 
 Revision ID: 0006
 Revises: 0005
@@ -83,12 +83,14 @@ def upgrade() -> None:
     with op.batch_alter_table("workloads", schema=None) as batch_op:
         batch_op.add_column(sa.Column("scale_target", sa.String(length=400), nullable=True))
         batch_op.add_column(sa.Column("behavior", JSONDocument, nullable=True))
+        batch_op.add_column(sa.Column("performance_metric", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.drop_index("ix_decisions_target")
     with op.batch_alter_table("workloads", schema=None) as batch_op:
+        batch_op.drop_column("performance_metric")
         batch_op.drop_column("behavior")
         batch_op.drop_column("scale_target")
     with op.batch_alter_table("actuations", schema=None) as batch_op:

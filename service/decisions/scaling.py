@@ -58,6 +58,13 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
     queued, why = read.backlog(session, cluster, workload.name, seen)
     if why:
         notes.append(why)
+    slowdown = None
+    if workload.performance_metric:
+        slowdown, why = read.degradation_window(
+            session, cluster, workload.name, workload.performance_metric, body.horizon
+        )
+        if why:
+            notes.append(why)
     now = datetime.now(UTC)
     windows, violations = repo.violation_counts(
         session, "scaling", workload.cluster_id, workload.name, now - VIOLATION_LOOKBACK
@@ -81,6 +88,7 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             violations=ViolationHistory(windows, min(violations, windows)),
             recent_recommendations=tuple((ts.timestamp(), n) for ts, n in recent),
             backlog=queued,
+            degradation_forecast=slowdown,
         )
         decision = policy.decide(inputs)
     except PolicyError as error:

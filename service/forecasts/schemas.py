@@ -25,6 +25,11 @@ class ForecastMeta(BaseModel):
     model_version: int
     model_id: int
     cutoff: datetime = Field(description="The last observation time the forecast used.")
+    target: str = Field(
+        default="value",
+        description="What the quantiles are of: `value` (the series itself) or `degradation` (an "
+        "interference model's performance-degradation ratio d; capacity scales by 1 - d)",
+    )
 
 
 class ForecastOut(ForecastMeta):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 import forecasting
 from forecasting import ForecastingError, create_forecaster
 from forecasting.backtest import backtest
+from forecasting.interference import InterferenceForecaster
 from forecasting.metrics import summarize
 from service.errors import Conflict, InvalidInput, NotFound
 from service.forecasts import artifacts, batch, frames
@@ -45,10 +46,27 @@ def _forecasting_error(error: ForecastingError) -> InvalidInput:
     return InvalidInput(str(error), details=[{"code": getattr(error, "code", "forecasting_error")}])
 
 
+INTERFERENCE = "interference"
+"""Model name of the interference forecaster: trained on a workload's performance series, it forecasts
+their degradation ratio (not their values), which the scaling policy reads as lost capacity."""
+
+
+def build_forecaster(name: str, config: dict[str, Any]) -> Any:
+    """A registered forecaster, or the interference forecaster (not in the generic registry: its output is
+    a different quantity from its input)."""
+    if name == INTERFERENCE:
+        return InterferenceForecaster(**config)
+    return create_forecaster(name, **config)
+
+
+def target_of(model_name: str) -> str:
+    return "degradation" if model_name == INTERFERENCE else "value"
+
+
 def _checked_forecaster(request: TrainRequest) -> Any:
     """The configured forecaster, or 422 when `config` has a setting the model does not take."""
     try:
-        return create_forecaster(request.model, **request.config)
+        return build_forecaster(request.model, request.config)
     except ForecastingError as error:
         raise _forecasting_error(error) from error
     except (TypeError, ValueError) as error:
@@ -143,6 +161,8 @@ def _latest_of(session: Session, refs: list[frames.SeriesRef]) -> tuple[int, int
 def _backtest_metrics(request: TrainRequest, frame: pd.DataFrame) -> dict[str, Any]:
     per_series = frame.groupby(["series_id", "metric"]).size().min()
     step = max(1, math.ceil(per_series * 0.2 / MAX_BACKTEST_CUTOFFS))
+    if request.model == INTERFERENCE:  # its forecasts are of degradation, its inputs raw performance
+        return {"backtest": "not run: an interference model forecasts degradation, not its input series"}
     result = backtest(create_forecaster(request.model, **request.config), frame, request.horizon, step=step)
     return {key: (None if not math.isfinite(v) else v) for key, v in result.metrics.items()}
 
@@ -157,6 +177,12 @@ def model_out(row: Any) -> ModelOut:
         id=row.id, kind=row.kind, name=row.name, version=row.version, params=row.params, metrics=row.metrics,
         training_start=row.training_start, training_end=row.training_end, created_at=row.created_at,
     )  # fmt: skip
+
+
+def model_name_serving(session: Session, series_id: int) -> str | None:
+    """The name of the model that serves the series (None: no model covers it)."""
+    found = registry.model_of_series(session, series_id)
+    return str(found[0].name) if found is not None else None
 
 
 def _model_for(session: Session, series_id: int) -> tuple[Any, str]:
@@ -213,6 +239,7 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
     meta = ForecastMeta(
         series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
         model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
+        target=target_of(row.name),
     )  # fmt: skip
     served = ServedForecast(meta, mine)
     stored_key = (series_id, to_epoch_us(meta.cutoff))

@@ -41,6 +41,12 @@ class WorkloadConfig(BaseModel):
         "name (default: the workload's name when it has that form)",
         examples=["shop/Deployment/checkout"],
     )
+    performance_metric: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The workload's performance series (per-replica throughput, latency or a probe "
+        "benchmark); with an interference model trained on it, capacity is reduced by the forecast slowdown",
+    )
     behavior: dict[str, Any] | None = Field(
         default=None,
         description="HPA-style spec.behavior: scaleUp / scaleDown with stabilizationWindowSeconds, "
@@ -61,6 +67,7 @@ class WorkloadOut(BaseModel):
     slo: dict[str, Any]
     scale_target: str | None = Field(description="The namespace/kind/name actuators scale (None: not set)")
     behavior: dict[str, Any] | None
+    performance_metric: str | None
 
 
 class NodeConfig(BaseModel):

@@ -40,6 +40,7 @@ def workload_out(row: Workload, cluster: str) -> WorkloadOut:
         slo=row.slo or {},
         scale_target=scale_target_of(row),
         behavior=row.behavior,
+        performance_metric=row.performance_metric,
     )
 
 

@@ -72,6 +72,9 @@ class Workload(Base):
     """`namespace/kind/name` the actuator scales (as an HPA's scaleTargetRef); None: the name itself when it
     has that form."""
     behavior: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    performance_metric: Mapped[str | None] = mapped_column(String(200))
+    """The workload's performance series (per-replica throughput, latency, or a co-located probe): an
+    interference model trained on it says how much capacity noisy neighbours take."""
     """HPA-style `behavior` (scaleUp / scaleDown stabilization and policies, tolerance); None: defaults."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
