@@ -71,6 +71,26 @@ class Settings(BaseSettings):
         default=10, ge=1, description="… or this many replicas, whichever allows more, per period."
     )
     actuation_period_seconds: float = Field(default=300, gt=0, description="The period of those limits.")
+    kube_api_url: str = Field(
+        default="",
+        description="API server of the kubernetes actuator (empty: in-cluster account, else ~/.kube/config).",
+    )
+    kube_token: str = Field(default="", description="Bearer token for FORESIGHT_KUBE_API_URL.")
+    kube_verify_tls: bool = Field(default=True, description="Verify the API server's certificate.")
+    kube_ca_file: str = Field(default="", description="CA bundle of the API server (empty: system CAs).")
+    kube_timeout_seconds: float = Field(default=10, gt=0, description="Timeout of one API call.")
+    kube_conflict_retries: int = Field(
+        default=3, ge=0, description="Re-reads after a 409 resourceVersion conflict before retrying later."
+    )
+    webhook_url: str = Field(default="", description="Where the webhook actuator POSTs decisions.")
+    webhook_secret: str = Field(
+        default="", description="HMAC-SHA256 key of the X-Foresight-Signature header (empty: unsigned)."
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, description="Timeout of one webhook call.")
+    webhook_max_attempts: int = Field(default=4, ge=1, description="Webhook calls per actuation attempt.")
+    webhook_backoff_seconds: float = Field(
+        default=0.5, ge=0, description="Base of the exponential backoff (full jitter) between webhook calls."
+    )
     actuation_max_attempts: int = Field(
         default=5, ge=1, description="Attempts per decision before it is marked failed."
     )

@@ -21,7 +21,23 @@ class NoActuator:
         return None
 
 
-FACTORIES: dict[str, Callable[[Settings], Actuator]] = {"none": lambda _: NoActuator()}
+def _kubernetes(settings: Settings) -> Actuator:
+    from service.actuators.kubernetes import KubernetesActuator  # the client is heavy: load on use
+
+    return KubernetesActuator(settings)
+
+
+def _webhook(settings: Settings) -> Actuator:
+    from service.actuators.webhook import WebhookActuator
+
+    return WebhookActuator(settings)
+
+
+FACTORIES: dict[str, Callable[[Settings], Actuator]] = {
+    "none": lambda _: NoActuator(),
+    "kubernetes": _kubernetes,
+    "webhook": _webhook,
+}
 ACTUATORS: list[str] = list(FACTORIES)
 
 

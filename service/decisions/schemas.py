@@ -36,6 +36,20 @@ class DecisionEventOut(BaseModel):
     note: str | None
 
 
+class ActuationOut(BaseModel):
+    """One attempt to carry the decision to the cluster and what the cluster said (the audit trail)."""
+
+    attempt: int
+    actuator: str
+    dry_run: bool
+    status: str = Field(description="started, applied, dry_run, skipped, refused, retry_later or failed")
+    detail: str
+    observed: dict[str, Any]
+    actor: str
+    started_at: datetime
+    finished_at: datetime
+
+
 class DecisionOut(BaseModel):
     id: int
     kind: str
@@ -57,6 +71,9 @@ class DecisionOut(BaseModel):
     applied_at: datetime | None
     history: list[DecisionEventOut] = Field(default_factory=list)
     outcome: OutcomeOut | None = None
+    actuations: list[ActuationOut] = Field(
+        default_factory=list, description="Every attempt to actuate it, oldest first"
+    )
 
 
 class DecisionPage(BaseModel):

@@ -21,8 +21,16 @@ from service.db import database_of
 from service.decisions import actuation
 from service.decisions import repository as repo
 from service.decisions.lifecycle import POLICY_ACTOR, add_note, move_status, now
-from service.decisions.schemas import DecisionEventOut, DecisionOut, DecisionPage, OutcomeIn, OutcomeOut
+from service.decisions.schemas import (
+    ActuationOut,
+    DecisionEventOut,
+    DecisionOut,
+    DecisionPage,
+    OutcomeIn,
+    OutcomeOut,
+)
 from service.errors import Conflict, InvalidInput, NotFound
+from service.loop import repository as loop_repo
 from service.models import Decision, Outcome
 from service.nodes import lifecycle as nodes
 
@@ -235,7 +243,8 @@ def _outs(session: Session, rows: list[Decision], with_history: bool) -> list[De
     clusters = repo.cluster_names(session, [r.cluster_id for r in rows])
     history = repo.history_of(session, ids) if with_history else {}
     outcomes = repo.outcomes_of(session, ids)
-    return [
+    attempts = loop_repo.attempts_of(session, ids) if with_history else {}
+    outs = [
         _out(
             r,
             clusters.get(r.cluster_id) if r.cluster_id else None,
@@ -249,6 +258,11 @@ def _outs(session: Session, rows: list[Decision], with_history: bool) -> list[De
         )
         for r in rows
     ]
+    for out in outs:
+        out.actuations = [
+            ActuationOut.model_validate(a, from_attributes=True) for a in attempts.get(out.id, [])
+        ]
+    return outs
 
 
 def _out(
