@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import case, func
 from sqlalchemy.orm import Session
 
 from forecasting.types import ForecastingError
@@ -31,9 +32,11 @@ class Observed:
 
 
 def find_series(session: Session, cluster: str, kind: str, entity: str, metric: str) -> Series | None:
-    row = session.execute(
-        series_query(cluster=cluster, entity_kind=kind, entity_id=entity, metric=metric).limit(1)
-    ).first()
+    """The entity's series of `metric`: the workload total (no `pod` label, service/telemetry/rollup.py)
+    before any one pod's series, then the fewest labels, then the oldest."""
+    per_pod = case((Series.labels_key.like('%"pod":%'), 1), else_=0)
+    query = series_query(cluster=cluster, entity_kind=kind, entity_id=entity, metric=metric)
+    row = session.execute(query.order_by(per_pod, func.length(Series.labels_key), Series.id).limit(1)).first()
     return row[0] if row else None
 
 

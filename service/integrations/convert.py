@@ -90,6 +90,9 @@ def convert(raw: RawBatch, mapping: CompiledMapping, *, max_future_seconds: int)
     non_negative = np.array([g.non_negative for g in groups] + [False], dtype=bool)[owner]
     _drop(dropped, "negative_value", keep & non_negative & (values < 0), keep)
     owner, ts, values = owner[keep], ts[keep], values[keep]
+    factors = np.array([g.factor for g in groups] + [1.0])[owner]
+    if (factors != 1.0).any():
+        values = values * factors  # canonical units (e.g. a percentage into a ratio)
     order = np.lexsort((ts, owner))
     owner, ts, values = owner[order], ts[order], values[order]
     repeat = np.r_[False, (np.diff(owner) == 0) & (np.diff(ts) == 0)]
@@ -112,12 +115,16 @@ def _drop(dropped: Counter[str], reason: str, bad: np.ndarray, keep: np.ndarray)
         keep &= ~bad
 
 
-def add_rates(session: Session, converted: Converted) -> ParsedBatch:
-    """The batch plus a per-second rate series for each counter (`name:rate`, resets handled like
-    Prometheus: a drop means the counter restarted from zero). The sample before a batch is read from the
-    stored raw counter, so any replica, a restart or a retry computes the same rates."""
+def add_rates(session: Session, converted: Converted, every_counter: bool = True) -> ParsedBatch:
+    """The batch plus a per-second rate series for each counter (`name:rate`, or the canonical input it
+    feeds, e.g. `cpu_usage_cores`; resets handled like Prometheus: a drop means the counter restarted
+    from zero). Canonical inputs always get their rate; other counters when `every_counter`. The sample
+    before a batch is read from the stored raw counter, so any replica, a restart or a retry computes the
+    same rates."""
     batch = converted.batch
-    is_counter = np.array([m.counter for m in converted.mapped], dtype=bool)
+    is_counter = np.array(
+        [m.counter and (every_counter or m.rate_metric is not None) for m in converted.mapped], dtype=bool
+    )
     if not is_counter.any():
         return batch
     owner, ts, values = batch.owner, batch.ts_us, batch.values
@@ -135,14 +142,16 @@ def add_rates(session: Session, converted: Converted) -> ParsedBatch:
     new_position = np.full(len(batch.series), -1, dtype=np.int64)
     new_position[rate_owners] = np.arange(len(rate_owners)) + len(batch.series)
     extra = []
+    factors = np.ones(len(batch.series))
     for p in rate_owners.tolist():
         derived = rate_series(converted.mapped[p])
+        factors[p] = derived.factor
         extra.append(ParsedSeries(batch.series[p].index, derived.key, derived.unit, derived.labels, []))
     return ParsedBatch(
         [*batch.series, *extra],
         np.r_[owner, new_position[owner[valid]]],
         np.r_[ts, ts[valid]],
-        np.r_[values, rate[valid]],
+        np.r_[values, rate[valid] * factors[owner[valid]]],
     )
 
 

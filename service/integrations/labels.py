@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import ForesightError
+from service.integrations.canonical import CONTAINER_LABELS, POD_LABELS, canonical_of
 from service.telemetry.units import canonical_unit, is_non_negative
 from service.telemetry.validation import LABEL_RE, MAX_LABELS, METRIC_RE, NAME_RE, SeriesKey
 
@@ -54,6 +55,10 @@ class Rule(BaseModel):
     drop: list[str] = Field(default_factory=list, description="Labels never kept as series labels.")
     units: dict[str, str] = Field(default_factory=dict, description="Metric name -> unit, before suffixes.")
     counters: list[str] = Field(default_factory=list, description="Metric names that are counters.")
+    skip_cgroup_totals: bool = Field(
+        default=False,
+        description="Leave out a pod's own cgroup and pause container (no or empty `container`, or `POD`).",
+    )
 
 
 class Mapping(BaseModel):
@@ -135,6 +140,7 @@ DEFAULT_MAPPING = Mapping(
             match="^container_",
             entity=[EntityRule(kind="workload", label="pod", strip=POD_SUFFIX), *_HOST],
             drop=["id", "image", "name", "instance", "job", "metrics_path"],
+            skip_cgroup_totals=True,
         ),
         Rule(
             name="node-exporter",
@@ -149,6 +155,7 @@ DEFAULT_MAPPING = Mapping(
                 EntityRule(kind="workload", label=label)
                 for label in ("k8s_deployment_name", "k8s_statefulset_name", "k8s_daemonset_name")
             ]
+            + [EntityRule(kind="workload", label="k8s_pod_name", strip=POD_SUFFIX)]
             + _HOST
             + [EntityRule(kind="workload", label=label) for label in ("service_name", "job")],
         ),
@@ -165,6 +172,12 @@ class Mapped:
     labels: dict[str, str]
     counter: bool
     non_negative: bool
+    factor: float = 1.0
+    """Multiplies the source values into `unit` (canonical inputs, e.g. mJ → J)."""
+    rate_metric: str | None = None
+    """For a counter feeding a canonical input: the name, unit and factor of its per-second rate."""
+    rate_unit: str | None = None
+    rate_factor: float = 1.0
 
 
 class CompiledMapping:
@@ -227,8 +240,17 @@ class CompiledMapping:
         if entity is None or not entity[2]:
             return "no_entity"
         kind, used, entity_id = entity
+        if rule.skip_cgroup_totals and kind == "workload" and used in POD_LABELS:
+            container = next((labels[c] for c in CONTAINER_LABELS if labels.get(c)), "")
+            if container in ("", "POD"):
+                return "pod_cgroup_total"
         dropped = {*mapping.drop_labels, *rule.drop, used, cluster_label}
         kept = {k: v for k, v in labels.items() if k not in dropped and v != ""}
+        if kind == "workload" and used in POD_LABELS:
+            kept["pod"] = lookup[used]  # one series per pod; the workload's sum is rolled up from them
+        namespace = lookup.get("k8s_namespace_name")
+        if namespace and "namespace" not in kept:
+            kept["namespace"] = namespace
         if rule.keep is not None:
             kept = {k: v for k, v in kept.items() if k in rule.keep}
         if len(kept) > MAX_LABELS:
@@ -244,8 +266,16 @@ class CompiledMapping:
             else (name in rule.counters or name.endswith(tuple(mapping.counter_suffixes)))
         )
         labels_key = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-        key = SeriesKey(cluster, kind, entity_id, name, labels_key)
-        return Mapped(key, unit, kept, bool(counter), is_non_negative(unit))
+        canonical = canonical_of(name)
+        if canonical is None:
+            return Mapped(SeriesKey(cluster, kind, entity_id, name, labels_key), unit, kept, bool(counter),
+                          is_non_negative(unit))  # fmt: skip
+        if canonical.rate:
+            key = SeriesKey(cluster, kind, entity_id, name, labels_key)
+            return Mapped(key, unit, kept, True, is_non_negative(unit), rate_metric=canonical.metric,
+                          rate_unit=canonical.unit, rate_factor=canonical.factor)  # fmt: skip
+        key = SeriesKey(cluster, kind, entity_id, canonical.metric, labels_key)
+        return Mapped(key, canonical.unit, kept, False, is_non_negative(canonical.unit), canonical.factor)
 
     def _unit(self, rule: Rule, name: str, hint: str | None) -> str:
         if name in rule.units:
@@ -274,10 +304,10 @@ def otlp_unit(unit: str) -> str:
 def rate_series(mapped: Mapped) -> Mapped:
     """The per-second rate series derived from a counter: `<name without _total>:rate`."""
     key = mapped.key
-    metric = key.metric.removesuffix("_total") + ":rate"
-    unit = RATE_UNITS.get(mapped.unit, "1")
+    metric = mapped.rate_metric or key.metric.removesuffix("_total") + ":rate"
+    unit = mapped.rate_unit or RATE_UNITS.get(mapped.unit, "1")
     rate_key = SeriesKey(key.cluster, key.kind, key.name, metric, key.labels_key)
-    return Mapped(rate_key, unit, mapped.labels, False, True)
+    return Mapped(rate_key, unit, mapped.labels, False, True, mapped.rate_factor)
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

@@ -35,7 +35,7 @@ def store(
         converted = convert(
             raw, load_mapping(settings.integration_mapping), max_future_seconds=settings.max_future_seconds
         )
-    batch = add_rates(session, converted) if rates and converted.batch.series else converted.batch
+    batch = add_rates(session, converted, every_counter=rates) if converted.batch.series else converted.batch
     dropped = dict(sorted(converted.dropped.items()))
     if not batch.series:
         return ReceiveResult(

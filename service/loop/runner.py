@@ -33,6 +33,7 @@ from service.decisions import workload_state as state
 from service.decisions.lifecycle import LOOP_ACTOR
 from service.decisions.schemas import RightsizingRequest, ScalingRequest
 from service.errors import DatabaseUnavailable, ForesightError
+from service.integrations.rollup import roll_up_pods
 from service.loop import outcomes
 from service.loop import repository as repo
 from service.models import Cluster, Node, PowerDomain, Workload
@@ -73,6 +74,8 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
     with database.session() as session:
         added, removed = repo.sync_targets(session, now)
     with database.session() as session:
+        rolled_up = roll_up_pods(session)  # workload totals from pod series, before deciding on them
+    with database.session() as session:
         lease = timedelta(seconds=settings.loop_lease_seconds)
         claimed = [
             Claimed(
@@ -111,6 +114,7 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
         **dict(statuses),
         "retried": retried,
         "outcomes": observed,
+        "rolled_up": rolled_up,
         "seconds": round(time.monotonic() - started, 3),
     }
 

@@ -115,18 +115,19 @@ def test_exporters_are_mapped_to_entities_units_and_labels(
     expect = {
         "node_load1": ("node", "10.0.0.7", "1", {"job": "node"}),
         "node_cpu_seconds_total": ("node", "10.0.0.7", "s", {"job": "node", "cpu": "0", "mode": "idle"}),
-        "DCGM_FI_DEV_POWER_USAGE": (
+        # canonical inputs (service/integrations/canonical.py): the names the policies read
+        "gpu_power_watts": (
             "node",
             "gpu-node-17",
             "W",
             {"gpu": "0", "job": "dcgm", "instance": "dcgm:9400"},
         ),
-        "kube_deployment_status_replicas": ("workload", "web", "1", {"namespace": "shop"}),
-        "container_memory_working_set_bytes": (
+        "replicas": ("workload", "web", "replicas", {"namespace": "shop"}),
+        "memory_usage_bytes": (
             "workload",
             "web",
             "B",
-            {"namespace": "shop", "container": "app"},
+            {"namespace": "shop", "container": "app", "pod": "web-7d9f8c6b5-x2x9q"},
         ),
         "kube_node_status_capacity": ("node", "gpu-node-17", "1", {"resource": "cpu", "unit": "core"}),
     }
