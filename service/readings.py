@@ -40,6 +40,23 @@ def find_series(session: Session, cluster: str, kind: str, entity: str, metric: 
     return row[0] if row else None
 
 
+def per_pod_values(
+    session: Session, cluster: str, workload: str, metric: str, count: int = 2000
+) -> tuple[float, ...] | None:
+    """Every pod's recent samples of `metric`, pooled (what one replica uses, as VPA's histogram sees
+    it), or None when the workload has no per-pod series (its usage is then reported per replica)."""
+    query = series_query(cluster=cluster, entity_kind="workload", entity_id=workload, metric=metric)
+    pods = [row[0].id for row in session.execute(query.where(Series.labels_key.like('%"pod":%')))]
+    if not pods:
+        return None
+    per_pod = max(count // len(pods), 16)
+    values: list[float] = []
+    for series_id in pods[:200]:
+        _, latest = telemetry.latest_samples(session, series_id, per_pod)
+        values.extend(float(v) for v in latest)
+    return tuple(values)
+
+
 def observed(session: Session, series_id: int, count: int = 120) -> Observed:
     ts_us, values = telemetry.latest_samples(session, series_id, count)
     if len(ts_us) == 0:

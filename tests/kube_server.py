@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 SCALE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|statefulsets)/([^/]+)/scale$")
+WORKLOAD = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|statefulsets)/([^/]+)$")
 NODE = re.compile(r"^/api/v1/nodes/([^/]+)$")
 EVICTION = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction$")
 
@@ -30,6 +31,11 @@ EVICTION = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction$")
 class Workload:
     replicas: int
     version: int = 1
+    containers: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}
+        ]
+    )
 
 
 @dataclass
@@ -107,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         if match := SCALE.match(path):
             namespace, resource, name = match.groups()
             return self._scale(method, namespace, resource, name, query, body)
+        if match := WORKLOAD.match(path):
+            namespace, resource, name = match.groups()
+            return self._workload(method, namespace, resource, name, query, body)
         if (match := NODE.match(path)) and method == "PATCH":
             return self._node(match.group(1), query, body)
         if path == "/api/v1/pods" and method == "GET":
@@ -140,6 +149,34 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             return 200, self._scale_object(namespace, name, workload.replicas, workload.version)
         return 405, _status(405, "MethodNotAllowed", method)
+
+    def _workload(
+        self, method: str, namespace: str, resource: str, name: str, query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        kind = {"deployments": "Deployment", "statefulsets": "StatefulSet"}[resource]
+        workload = self.state.workloads.get((namespace, kind, name))
+        if workload is None:
+            return 404, _status(404, "NotFound", f'{resource}.apps "{name}" not found')
+        if method == "PATCH":
+            wanted = (body or {}).get("metadata", {}).get("resourceVersion")
+            if wanted is not None and wanted != str(workload.version):
+                return 409, _status(409, "Conflict", "the object has been modified")
+            patched = (body or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+            containers = [dict(c) for c in workload.containers]
+            for change in patched:  # strategic merge: containers are merged by name
+                for container in containers:
+                    if container["name"] == change.get("name"):
+                        container["resources"] = {
+                            **container.get("resources", {}),
+                            **change.get("resources", {}),
+                        }
+            if query.get("dryRun") != "All":
+                workload.containers, workload.version = containers, workload.version + 1
+        selector = {"matchLabels": {"app": name}}
+        template = {"metadata": {"labels": {"app": name}}, "spec": {"containers": workload.containers}}
+        metadata = {"name": name, "namespace": namespace, "resourceVersion": str(workload.version)}
+        spec = {"replicas": workload.replicas, "selector": selector, "template": template}
+        return 200, {"apiVersion": "apps/v1", "kind": kind, "metadata": metadata, "spec": spec}
 
     @staticmethod
     def _scale_object(namespace: str, name: str, replicas: int, version: int) -> dict[str, Any]:

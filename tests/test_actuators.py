@@ -101,6 +101,31 @@ def test_refusals_and_timeouts_are_results_not_crashes(kube: tuple[KubernetesAct
     assert actuator.current_replicas(ScaleTarget.parse("shop/Deployment/web")) is None
 
 
+def test_rightsizing_sets_the_containers_requests(kube: tuple[KubernetesActuator, KubeState]) -> None:
+    actuator, state = kube
+    params = {"cpu": {"request": 0.2504, "lower": 0.1, "upper": 0.4}, "memory": {"request": 3.1e8}}
+    rehearsal = actuator.apply(
+        ActuationRequest(9, "rightsizing", "set_requests", "shop/Deployment/web", params, True)
+    )
+    assert rehearsal.status == "dry_run", rehearsal
+    assert (
+        state.workloads[("shop", "Deployment", "web")].containers[0]["resources"]["requests"]["cpu"] == "500m"
+    )
+    result = actuator.apply(ActuationRequest(9, "rightsizing", "set_requests", "shop/Deployment/web", params))
+    assert result.status == "applied", result
+    requests = state.workloads[("shop", "Deployment", "web")].containers[0]["resources"]["requests"]
+    assert requests == {"cpu": "251m", "memory": "310000000"}
+    hold = ActuationRequest(9, "rightsizing", "hold", "shop/Deployment/web", params)
+    assert actuator.apply(hold).status == "skipped"
+    state.workloads[("shop", "Deployment", "web")].containers.append({"name": "sidecar"})
+    assert (
+        actuator.apply(
+            ActuationRequest(9, "rightsizing", "set_requests", "shop/Deployment/web", params)
+        ).status
+        == "refused"
+    )
+
+
 def _mitigation(action: str, node: str = "n1", dry_run: bool = False) -> ActuationRequest:
     return ActuationRequest(11, "mitigation", action, node, {"action": action}, dry_run)
 

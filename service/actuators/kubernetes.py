@@ -9,6 +9,9 @@
   PodDisruptionBudgets: a 429 means "not now" and the decision is retried later, never forced. DaemonSet
   and mirror pods stay (as `kubectl drain --ignore-daemonsets` does). `reboot` and `drain_and_repair`
   also annotate the node with the requested action for a node agent (kured-style) to carry out.
+* Right-sizing: PATCH the pod template's container requests (cpu in millicores, memory in bytes), with
+  the same `resourceVersion` precondition: a rollout, as VPA's `Recreate` mode causes. A workload with
+  several containers is refused (usage is measured per pod).
 * Power caps are not Kubernetes objects: they go through the `webhook` actuator (docs/actuation.md).
 
 The actuator never raises for the cluster's answers: 404/403/422 are `refused`, 409 after the retries,
@@ -19,13 +22,14 @@ The actuator never raises for the cluster's answers: 404/403/422 are `refused`, 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from service.actuators.base import ActuationRequest, ActuationResult, ScaleTarget
+from service.actuators.base import ActuationRequest, ActuationResult, ActuationStatus, ScaleTarget
 from service.config import Settings
 
 SCALABLE = {"deployment": "deployment", "deployments": "deployment", "statefulset": "stateful_set",
@@ -70,8 +74,10 @@ class KubernetesActuator:
 
     def apply(self, request: ActuationRequest) -> ActuationResult:
         try:
-            if request.kind in ("scaling", "rightsizing"):
+            if request.kind == "scaling":
                 return self._scale(request)
+            if request.kind == "rightsizing":
+                return self._resize(request)
             if request.kind == "mitigation":
                 return self._mitigate(request)
             return ActuationResult(
@@ -140,6 +146,42 @@ class KubernetesActuator:
         extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         return patch(target.name, target.namespace, body, _request_timeout=self.timeout, **extra)
 
+    # -- right-sizing ------------------------------------------------------------------------------
+
+    def _resize(self, request: ActuationRequest) -> ActuationResult:
+        """Set the container's requests in the pod template (a rollout, as VPA's Recreate mode does)."""
+        if request.action == "hold":
+            return ActuationResult("skipped", "right-sizing holds the current requests")
+        target = ScaleTarget.parse(request.target)
+        wanted = _requests(request.params)
+        if not wanted:
+            return ActuationResult("refused", "the decision carries no new cpu or memory request")
+        kind = _scalable(target.kind)
+        read = getattr(self.apps, f"read_namespaced_{kind}")
+        patch = getattr(self.apps, f"patch_namespaced_{kind}")
+        extra: dict[str, Any] = {"dry_run": "All"} if request.dry_run else {}
+        for attempt in range(1, self.settings.kube_conflict_retries + 2):
+            current = read(target.name, target.namespace, _request_timeout=self.timeout)
+            containers = current.spec.template.spec.containers
+            if len(containers) != 1:
+                return ActuationResult(
+                    "refused", f"{target.ref} has {len(containers)} containers; usage is measured per pod, "
+                    "so set per-container requests yourself (or through VPA)",
+                )  # fmt: skip
+            body = {"metadata": {"resourceVersion": current.metadata.resource_version},
+                    "spec": {"template": {"spec": {"containers": [
+                        {"name": containers[0].name, "resources": {"requests": wanted}}]}}}}  # fmt: skip
+            try:
+                patch(target.name, target.namespace, body, _request_timeout=self.timeout, **extra)
+            except ApiException as error:
+                if error.status == 409 and attempt <= self.settings.kube_conflict_retries:
+                    continue
+                return _from_api_error(error, attempts=attempt)
+            detail = f"{target.ref} container {containers[0].name} requests set to {wanted}"
+            status: ActuationStatus = "dry_run" if request.dry_run else "applied"
+            return ActuationResult(status, detail, attempts=attempt, observed={"requests": wanted})
+        raise AssertionError("unreachable: the loop returns on its last attempt")
+
     # -- mitigation --------------------------------------------------------------------------------
 
     def _mitigate(self, request: ActuationRequest) -> ActuationResult:
@@ -197,6 +239,18 @@ class KubernetesActuator:
             "dry_run" if dry_run else "applied",
             f"{node} cordoned and drained for {action}: {len(evicted)} pods evicted", observed=observed,
         )  # fmt: skip
+
+
+def _requests(params: dict[str, Any]) -> dict[str, str]:
+    """Kubernetes quantities of the decision's requests: cores as millicores, bytes as bytes."""
+    out: dict[str, str] = {}
+    cpu = (params.get("cpu") or {}).get("request")
+    memory = (params.get("memory") or {}).get("request")
+    if isinstance(cpu, int | float) and cpu > 0:
+        out["cpu"] = f"{math.ceil(cpu * 1000)}m"
+    if isinstance(memory, int | float) and memory > 0:
+        out["memory"] = str(math.ceil(memory))
+    return out
 
 
 def _scalable(kind: str) -> str:

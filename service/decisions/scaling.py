@@ -133,6 +133,10 @@ def recommend_rightsizing(session: Session, body: RightsizingRequest, requested_
         )
         if series is None:
             continue
+        pooled = read.per_pod_values(session, cluster, workload.name, series.metric)
+        if pooled is not None:  # pod series (cAdvisor): each pod is one replica's usage
+            resources[resource] = ResourceUsage(pooled, None, requests.get(resource))
+            continue
         seen = read.observed(session, series.id, count=2000)
         forecast, _ = read.forecast_window(session, series.id, body.horizon)
         resources[resource] = ResourceUsage(seen.values, forecast, requests.get(resource))
