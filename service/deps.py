@@ -15,12 +15,13 @@ from service.config import Settings
 from service.db import Database
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    """Async on purpose (as `get_settings_dep`): a plain attribute read, so no thread-pool hop."""
     database: Database = request.app.state.database
     return database
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from service.models import ApiKey
@@ -15,8 +15,11 @@ def add(session: Session, name: str, prefix: str, key_hash: str, scopes: list[st
     return row
 
 
+_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))  # built once: every request
+
+
 def by_prefix(session: Session, prefix: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    return session.scalar(_BY_PREFIX, {"prefix": prefix})
 
 
 def by_id(session: Session, key_id: int) -> ApiKey | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.models import Actuation, Cluster, Decision, LoopTarget, Node, NodeEvent, PowerDomain, Workload
@@ -162,24 +162,39 @@ def target_of_decision(session: Session, row: Decision) -> LoopTarget | None:
     ).first()
 
 
+def _served_statement(in_cluster: bool) -> Select[Decision]:
+    """Built once: the endpoint's fast path should not pay for building the expression on every call."""
+    query = (
+        select(Decision)
+        .join(LoopTarget, LoopTarget.live_decision_id == Decision.id)
+        .join(Workload, and_(LoopTarget.target_kind == "workload", LoopTarget.target_id == Workload.id))
+        .where(Workload.name == bindparam("workload"), LoopTarget.last_run_at >= bindparam("since"))
+        .where(Decision.status.in_(("proposed", "approved", "applied")))
+        .where(or_(Decision.expires_at.is_(None), Decision.expires_at > bindparam("now")))
+        .limit(2)
+    )
+    if in_cluster:
+        query = query.join(Cluster, Cluster.id == Workload.cluster_id).where(
+            Cluster.name == bindparam("cluster")
+        )
+    return query
+
+
+_SERVED_ANY_CLUSTER = _served_statement(False)
+_SERVED_IN_CLUSTER = _served_statement(True)
+
+
 def served_decision(
     session: Session, workload: str, cluster: str | None, since: datetime, now: datetime
 ) -> Decision | None:
     """The loop's live decision for the workload called `workload` (in `cluster` when given) when its
     last pass, at or after `since`, made or confirmed it and it is still in force at `now`. One indexed
     lookup, the recommendation endpoint's fast path; None when the name is ambiguous."""
-    query = (
-        select(Decision)
-        .join(LoopTarget, LoopTarget.live_decision_id == Decision.id)
-        .join(Workload, and_(LoopTarget.target_kind == "workload", LoopTarget.target_id == Workload.id))
-        .where(Workload.name == workload, LoopTarget.last_run_at >= since)
-        .where(Decision.status.in_(("proposed", "approved", "applied")))
-        .where(or_(Decision.expires_at.is_(None), Decision.expires_at > now))
-        .limit(2)
-    )
+    values: dict[str, object] = {"workload": workload, "since": since, "now": now}
     if cluster is not None:
-        query = query.join(Cluster, Cluster.id == Workload.cluster_id).where(Cluster.name == cluster)
-    rows = list(session.scalars(query))
+        values["cluster"] = cluster
+    statement = _SERVED_ANY_CLUSTER if cluster is None else _SERVED_IN_CLUSTER
+    rows = list(session.scalars(statement, values))
     return rows[0] if len(rows) == 1 else None
 
 
