@@ -13,7 +13,7 @@ Scope = Literal["ingest", "read", "operate", "admin"]
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name = Field(examples=["prometheus-west"])
     scopes: list[Scope] = Field(min_length=1, examples=[["ingest"]])

@@ -13,7 +13,7 @@ DecisionStatus = Literal["proposed", "approved", "rejected", "applied", "expired
 
 
 class ScalingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     workload: Name = Field(description="Workload name")
     cluster: Name | None = Field(default=None, description="Needed when the name is ambiguous")
@@ -23,7 +23,7 @@ class ScalingRequest(BaseModel):
 
 
 class RightsizingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     workload: Name
     cluster: Name | None = None
@@ -69,7 +69,7 @@ class DecisionPage(BaseModel):
 
 
 class Verdict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     note: Text | None = Field(default=None, description="Why (kept in the audit log)")
 
@@ -78,7 +78,7 @@ class OutcomeIn(BaseModel):
     """What happened after the decision: feeds the adaptive ε (windows/violations) and, for mitigations,
     the causal training data (downtime)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     windows: int | None = Field(default=None, ge=1, le=1_000_000, description="Decision windows observed")

@@ -55,7 +55,7 @@ class TrainBody(BaseModel):
     """What to train on which series; an unknown field (a typo like `series_id`) is a 422, never a
     fleet-wide training on every series."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: ShortName = Field(default=forecasting.DEFAULT_MODEL, description="A registered forecaster name")
     config: dict[str, Any] = Field(default_factory=dict, description="Constructor settings of the model")

@@ -14,7 +14,7 @@ Mode = Literal["shadow", "approve", "auto"]
 class WorkloadConfig(BaseModel):
     """Scaling settings of a workload; fields left out keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cluster: Name
     replicas: int | None = Field(default=None, ge=0, le=100_000, description="Replicas running now")
@@ -68,7 +68,7 @@ class WorkloadOut(BaseModel):
 
 
 class NodeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cluster: Name
     pool: Name | None = None
@@ -90,7 +90,7 @@ class NodeOut(BaseModel):
 
 
 class PowerDomainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cluster: Name
     budget_watts: float | None = Field(default=None, gt=0, allow_inf_nan=False)

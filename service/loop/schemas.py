@@ -31,7 +31,7 @@ class TargetOut(BaseModel):
 class TargetConfig(BaseModel):
     """Loop settings of one target; fields left out keep their value, `null` restores the default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cluster: Name | None = None
     cadence_seconds: float | None = Field(default=None, ge=5, le=86_400, allow_inf_nan=False)
@@ -41,7 +41,7 @@ class TargetConfig(BaseModel):
 
 
 class Freeze(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: Text | None = Field(default=None, max_length=500)
 

@@ -13,13 +13,16 @@ from service.names import Name, Number, ShortName, name_problem
 ACTION_NAMES = tuple(ACTIONS_BY_NAME)
 MAX_SIGNALS = 256
 """Signals (and context entries) one event may carry: far more than any detector reports."""
+MAX_BULK_EVENTS = 1000
+"""Events one bulk import may carry: each is looked up and stored, so 10,000 took over a minute (a
+client timeout); import longer histories in several requests."""
 
 
 class NodeEventBody(BaseModel):
     """One unhealthy-node signal: numeric signals, context (numbers or labels), and — for history — the
     action that was taken and the downtime that followed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ts: str | Number | None = Field(
         default=None, description="Epoch seconds or RFC 3339, from 1970 on; default: now"
@@ -71,9 +74,9 @@ class BulkNodeEvent(NodeEventIn):
 
 
 class BulkNodeEvents(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    events: list[BulkNodeEvent] = Field(min_length=1, max_length=10_000)
+    events: list[BulkNodeEvent] = Field(min_length=1, max_length=MAX_BULK_EVENTS)
 
 
 class NodeEventOut(BaseModel):
@@ -98,7 +101,7 @@ class BulkResult(BaseModel):
 class MitigationRequest(BaseModel):
     """Ask what to do about a node: name a stored event (`event_id`) or send the event itself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     node: Name
     cluster: Name | None = None
@@ -114,7 +117,7 @@ class MitigationRequest(BaseModel):
 
 
 class MitigationTrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     n_estimators: int = Field(default=200, ge=4, le=2000, multiple_of=4)
     min_events: int = Field(default=200, ge=20, le=10_000_000)

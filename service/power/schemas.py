@@ -12,7 +12,7 @@ from service.names import Name, ShortName
 class PowerRequest(BaseModel):
     """Ask for the caps of one power domain over the next window."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     domain: Name = Field(description="Power domain name")
     cluster: Name | None = Field(default=None, description="Needed when the name is ambiguous")
@@ -26,7 +26,7 @@ class EnergyRequest(BaseModel):
 
     Fields left out are read from the workload's `slo` (same names); one missing in both is a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     workload: Name = Field(description="Workload name (its request-rate series)")
     cluster: Name | None = None
@@ -67,3 +67,9 @@ class OversubscriptionQuery(BaseModel):
     )
     epsilon: float = Field(default=0.01, gt=0, lt=0.5, description="Allowed P(domain total > budget)")
     max_extra: int = Field(default=1000, ge=0, le=100_000, description="Largest answer considered")
+
+
+class OversubscriptionRequest(OversubscriptionQuery):
+    """The same question as a JSON body (POST: recorded), with strict numbers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)

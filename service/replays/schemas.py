@@ -16,7 +16,7 @@ class ReplayRequest(BaseModel):
     """One policy (`policy`: a run) or several (`policies`: a comparison over `seeds` seeds), on a bundled
     trace (`trace`, see GET /v1/replays/traces) or an uploaded one (`trace_csv`, the file's text)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     trace: ShortName | None = Field(default=None, description="A bundled trace name")
     trace_csv: str | None = Field(

@@ -18,6 +18,7 @@ import orjson
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 from service.models.telemetry import ENTITY_KINDS
 from service.names import name_problem
+from service.ops.jsonguard import json_problem
 from service.telemetry.sample_checks import check_samples
 from service.telemetry.units import canonical_unit, known_units
 
@@ -101,13 +102,17 @@ def decode_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedRequest('empty request body; send a JSON object {"series": [...]}')
     try:
-        return orjson.loads(body)
+        return orjson.loads(body)  # bounded itself: at most 1024 levels, 64-bit integers
     except orjson.JSONDecodeError:
         pass
+    if problem := json_problem(body):
+        raise InvalidInput(f"body: {problem}", details=[{"field": "body", "problem": problem}])
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MalformedRequest(f"body is not valid JSON: {error}") from error
+    except (ValueError, RecursionError) as error:  # past the guard's bounds all the same
+        raise InvalidInput(f"body: {error}", details=[{"field": "body", "problem": str(error)}]) from None
 
 
 def parse_batch(
