@@ -244,6 +244,81 @@ def generic_section(name: str, data: dict[str, Any]) -> list[str]:
     return [*lines[:40], ""]
 
 
+# Hostile input (issue 18): each class probed through real HTTP on one kept-alive connection, what the
+# service did before the fix, and what tests/reliability/test_hostile.py now asserts on both backends (a
+# 4xx naming the field, the database unchanged, the next request on the same connection answered).
+HOSTILE_CLASSES: tuple[tuple[str, str, str, str], ...] = (
+    ("5,000-digit integer in a telemetry value; in node hardware", "500, connection dropped",
+     "422 `body: a number in the JSON has more than 1000 digits`, before any parser runs",
+     "test_oversized_numbers_and_deep_nesting_are_refused_before_parsing"),
+    ("JSON nested 100,000 deep; labels 5,000 deep; workload `slo` and outcome `details` 900 deep",
+     "500 (RecursionError), connection dropped",
+     "422 `body: JSON nested N levels deep; at most 64 levels are accepted`",
+     "test_oversized_numbers_and_deep_nesting_are_refused_before_parsing"),
+    ("an unexpected exception in a route", "plain-text 500 without security headers or request id; "
+     "keep-alive connection dropped", "JSON 500 `internal_error` with `request_id` (= X-Request-ID) and the "
+     "security headers; the connection answers the next request",
+     "test_a_500_is_json_with_request_id_and_keeps_the_connection"),
+    ("ids, cluster, metric, label names and values, workload/node/key names with `\\n`, NUL, ESC, DEL, C1 "
+     "controls, U+202E, surrounding spaces (body, path and query)", "2xx, stored",
+     "422 naming the field (`entity.id`, `body.cluster`, `path.name`, `query.cluster`, …): one policy, "
+     "service/names.py", "test_names_are_printable_without_surrounding_whitespace_everywhere"),
+    ("`labels` given as `[]`, `false`, a string or a number", "2xx, stored", "422 `labels must be an object`",
+     "test_labels_must_be_an_object"),
+    ("workload `slo` / node `hardware` with booleans, numeric strings, NaN where numbers belong; unknown GPU "
+     "profile; `replicas: \"5\"`", "2xx, stored (a later decision failed)",
+     "422 naming the field (`slo.sla_penalty`, `body.hardware.profile`, `body.replicas`)",
+     "test_config_numbers_are_strict_and_profiles_known"),
+    ("node events before 1970, unknown `action_taken`, 10,000 signals, a boolean signal, cluster `probe\\n`",
+     "2xx, stored", "422 naming `ts`, `action_taken`, `signals` (at most 256), `cluster`",
+     "test_node_events_are_bounded"),
+    ("unknown body fields (`series_id` in POST /v1/models/train) and unknown query parameters",
+     "ignored: trained on every series; filters silently dropped",
+     "422 `body.series_id: unknown field` / `query.serie: unknown query parameter; this operation takes …`",
+     "test_unknown_fields_and_query_parameters_are_named"),
+    ("POST /v1/replays with `trace_name` `.` or `..`; `step_seconds` 0, -1, `true`, `\"10\"`",
+     "500; 202 then a failed run", "422 naming `trace_name` / `config.step_seconds`",
+     "test_replay_requests_are_checked_before_they_are_queued"),
+    ("scaling recommendation for a workload whose stored `slo.sla_penalty` is `\"abc\"`", "500",
+     "422 `slo.sla_penalty: must be a finite number`", "test_a_stored_invalid_slo_is_a_clear_422"),
+    ("an outcome posted on a decision never applied", "201, stored", "409 `… is proposed, not applied`",
+     "test_outcomes_only_on_applied_decisions"),
+    ("GET /v1/recommendations/oversubscription", "wrote a decision row",
+     "answers (id 0) and writes nothing; POST records it", "test_a_get_writes_nothing"),
+    ("horizon beyond the model's reach; `step=1e30d`", "named a forecaster class and a wrong bound; "
+     "\"ids and offsets must fit in 64 bits\"", "422 `horizon=N is beyond the K steps model … forecasts` "
+     "(with the POST that trains further); `step='1e30d' is not a positive duration … (no exponent)`",
+     "test_errors_match_the_api_and_do_not_name_internals"),
+    ("rotating made-up bearer tokens; a flood of them", "a fresh bucket per token; real keys' buckets "
+     "evicted", "401s charged to the sender's address: 429 after its burst; verified keys keep their own "
+     "buckets", "test_rate_limits_are_keyed_by_the_verified_key"),
+    ("a copied dashboard session cookie after logout", "still valid until expiry",
+     "refused: logout revokes the key's sessions on the server",
+     "test_logout_revokes_the_session_on_the_server"),
+    ("`foresight backfill` against a source answering 429 / 503", "fixed backoff, Retry-After ignored",
+     "waits Retry-After (+ jitter), else exponential backoff with full jitter",
+     "test_backfill_honours_retry_after_and_jitters"),
+)  # fmt: skip
+
+
+def hostile_section() -> list[str]:
+    lines = [
+        "## Hostile input (issue 18)", "",
+        "Each class probed as a hostile client would, through real HTTP on one kept-alive connection "
+        "(`tests/reliability/test_hostile.py`, SQLite and Postgres): every probe now gets a 4xx JSON answer "
+        "naming the field, with a request id and the security headers; the database is unchanged (every "
+        "table compared); the next request on the same connection is answered.", "",
+        "| class tried | before | now | test |", "|---|---|---|---|",
+    ]  # fmt: skip
+    lines += [f"| {what} | {before} | {now} | `{test}` |" for what, before, now, test in HOSTILE_CLASSES]
+    lines += [
+        "", "Schemathesis's own runner covers every operation in every phase (examples, coverage, fuzzing, "
+        "stateful) with no 5xx, no timeout and every answer conforming to the schema: "
+        "`tests/reliability/test_schemathesis.py`, part of `scripts/test.sh` (`make test`).", "",
+    ]  # fmt: skip
+    return lines
+
+
 def render(results: dict[str, Any], problems: dict[str, str]) -> str:
     lines = [
         "# Reliability", "",
@@ -256,6 +331,7 @@ def render(results: dict[str, Any], problems: dict[str, str]) -> str:
         "process SIGKILLed with its model or audit row written but not committed leaves nothing behind, "
         "and the next run completes).", "",
     ]  # fmt: skip
+    lines += hostile_section()
     if "load" in results:
         lines += load_section(results["load"])
     if "faults" in results:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc
@@ -19,7 +20,7 @@ from service.dashboard.routes import router as dashboard_router
 from service.db import Database, is_unavailable_error
 from service.decisions.jobs import expire_job
 from service.decisions.routes import router as decisions_router
-from service.errors import DatabaseUnavailable, ForesightError
+from service.errors import DatabaseUnavailable, ForesightError, InternalError, InvalidInput
 from service.forecasts.retrain import retrain_job
 from service.forecasts.routes import router as forecasts_router
 from service.integrations.routes import router as integrations_router
@@ -29,11 +30,12 @@ from service.loop.jobs import loop_job
 from service.loop.routes import router as loop_router
 from service.nodes.routes import router as nodes_router
 from service.ops.logging import configure_logging, get_logger
-from service.ops.middleware import RequestMetricsMiddleware
+from service.ops.middleware import ErrorGuard, RequestMetricsMiddleware
 from service.ops.openapi import document_errors
+from service.ops.query import reject_unknown_query
 from service.ops.routes import router as ops_router
 from service.ops.runtime import tune_garbage_collector
-from service.ops.security import SecurityMiddleware
+from service.ops.security import RateLimiter, SecurityMiddleware, error_body
 from service.power.routes import router as power_router
 from service.replays.jobs import replay_watchdog_job
 from service.replays.routes import router as replays_router
@@ -75,8 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Predictive resource manager: telemetry in, calibrated forecasts and explained decisions out",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
-    app.add_middleware(SecurityMiddleware, settings=settings)  # inside the metrics: 429/413 are counted
+    limiter = RateLimiter(settings)
+    app.state.rate_limiter = limiter
+    app.add_middleware(ErrorGuard)  # innermost: its JSON 500 passes through the headers and the metrics
+    app.add_middleware(SecurityMiddleware, settings=settings, limiter=limiter)  # 429/413 are counted
     app.add_middleware(RequestMetricsMiddleware)
     app.include_router(ops_router)
     app.include_router(telemetry_router)
@@ -99,51 +105,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _register_error_handlers(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(PageAnswer, answer_early)  # dashboard: login redirect / 403 page
 
+    def answer(
+        request: Request, error: ForesightError, headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
+        body = error_body(error, request.scope)
+        return JSONResponse(
+            body, status_code=error.status_code, headers={**error.headers(), **(headers or {})}
+        )
+
     @app.exception_handler(ForesightError)
-    async def foresight_error(_: Request, error: ForesightError) -> JSONResponse:
-        return JSONResponse(error.to_body(), status_code=error.status_code, headers=error.headers())
+    async def foresight_error(request: Request, error: ForesightError) -> JSONResponse:
+        return answer(request, error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         """Framework errors (unparsable body, unknown route, wrong method) in the service's error format."""
-        code = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(
+        framework = ForesightError(str(error.detail))
+        framework.status_code = error.status_code
+        framework.code = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )
-        body = {"error": {"code": code, "message": str(error.detail)}}
-        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+        return answer(request, framework, error.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": _problem(item)}
             for item in error.errors()
         ]
         first = details[0] if details else {"field": "request", "problem": "invalid"}
-        body = {"error": {"code": "invalid_input", "message": f"{first['field']}: {first['problem']}",
-                          "details": details}}  # fmt: skip
-        return JSONResponse(body, status_code=422)
+        return answer(request, InvalidInput(f"{first['field']}: {first['problem']}", details=details))
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(exc.DataError)
-    async def out_of_range(_: Request, error: Exception) -> JSONResponse:
+    async def out_of_range(request: Request, error: Exception) -> JSONResponse:
         """A number too large for the database or a time computation: the input's fault, not a 500."""
         log.info("value_out_of_range", error_type=type(error).__name__)
-        message = "a number in the request is out of range (ids and offsets must fit in 64 bits)"
-        return JSONResponse({"error": {"code": "invalid_input", "message": message}}, status_code=422)
+        message = "a number in the request is out of range (too large for a time, an id or the database)"
+        return answer(request, InvalidInput(message))
 
     @app.exception_handler(exc.SQLAlchemyError)
-    async def database_error(_: Request, error: exc.SQLAlchemyError) -> JSONResponse:
+    async def database_error(request: Request, error: exc.SQLAlchemyError) -> JSONResponse:
         if is_unavailable_error(error):
             unavailable = DatabaseUnavailable(
                 "the database is unavailable or busy; nothing was written, retry later",
                 retry_after=settings.retry_after_seconds,
             )
-            return JSONResponse(unavailable.to_body(), status_code=503, headers=unavailable.headers())
+            return answer(request, unavailable)
         log.error("database_error", error_type=type(error).__name__)
-        body = {
-            "error": {"code": "internal_error", "message": "internal database error; nothing was written"}
-        }
-        return JSONResponse(body, status_code=500)
+        return answer(request, InternalError("internal database error; nothing was written"))
+
+
+def _problem(item: Mapping[str, Any]) -> str:
+    """pydantic's message, with an unknown field said plainly (extra="forbid")."""
+    if item.get("type") == "extra_forbidden":
+        return "unknown field; remove it (check its spelling)"
+    return str(item["msg"]).removeprefix("Value error, ")
 
 
 def _document_batch_schema(app: FastAPI) -> None:

@@ -13,6 +13,8 @@ from service.auth import service as auth_service
 from service.auth.schemas import Principal
 from service.config import Settings
 from service.db import Database
+from service.errors import Unauthenticated
+from service.ops.security import RateLimiter
 
 
 async def get_database(request: Request) -> Database:
@@ -38,12 +40,23 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def require(scope: str) -> Callable[..., Principal]:
-    """A dependency that authenticates the bearer key and checks it grants `scope`."""
+    """A dependency that authenticates the bearer key, charges its rate limit (the verified key's
+    bucket, or the client address's when verification fails) and checks the key grants `scope`."""
 
     def dependency(
-        session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+        request: Request,
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
-        principal = auth_service.authenticate(session, credentials.credentials if credentials else None)
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        try:
+            principal = auth_service.authenticate(session, credentials.credentials if credentials else None)
+        except Unauthenticated:
+            if limiter is not None:  # a made-up or revoked key spends its sender's address budget
+                limiter.charge(request.scope, None)
+            raise
+        if limiter is not None:
+            limiter.charge(request.scope, principal.key_id)
         auth_service.authorize(principal, scope)
         return principal
 

@@ -98,3 +98,10 @@ class RateLimited(ForesightError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InternalError(ForesightError):
+    """A fault of the service, not of the request (500): the request id finds it in the log."""
+
+    status_code = 500
+    code = "internal_error"

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 from service.errors import InvalidInput
 
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)?$")
+DURATION_RE = re.compile(r"(\d{1,30}(?:\.\d{1,30})?)(s|m|h|d)?")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+"""Longer than any stored history can span (timestamps run 1970-2100): a bigger step is a typo."""
 
 
 def parse_time(value: str, name: str) -> datetime:
@@ -34,10 +36,17 @@ def parse_time(value: str, name: str) -> datetime:
 
 def parse_duration(value: str, name: str) -> float:
     """Seconds from `90`, `10s`, `5m`, `1h` or `1d`."""
-    match = DURATION_RE.match(value.strip())
+    match = DURATION_RE.fullmatch(value.strip())
     if not match or float(match.group(1)) <= 0:
         raise InvalidInput(
-            f"{name}={value!r} is not a positive duration like 10s, 5m, 1h or a number of seconds",
+            f"{name}={value!r} is not a positive duration like 10s, 5m, 1h, 1d or a number of seconds "
+            "(no exponent)",
             details=[{"field": name, "problem": "bad duration"}],
         )
-    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise InvalidInput(
+            f"{name}={value!r} is longer than the limit of {MAX_DURATION_SECONDS // 86400} days",
+            details=[{"field": name, "problem": "duration too long"}],
+        )
+    return seconds

@@ -39,6 +39,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("POST", "/v1/recommendations/rightsizing", {"workload": "web"}, "operate"),
     ("POST", "/v1/recommendations/power", {"domain": "rack-1"}, "operate"),
     ("GET", "/v1/recommendations/oversubscription?domain=rack-1&profile=a100", None, "operate"),
+    ("POST", "/v1/recommendations/oversubscription", {"domain": "rack-1", "profile": "a100"}, "operate"),
     ("POST", "/v1/recommendations/energy", {"workload": "web"}, "operate"),
     ("GET", "/v1/decisions", None, "read"),
     ("GET", "/v1/decisions/1", None, "read"),

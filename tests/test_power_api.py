@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import text
 
+from service.db import Database
 from service.power import domain as domains
 from tests.helpers import T0, batch, bearer, series
 
@@ -205,7 +207,13 @@ def test_oversubscription_with_and_without_a_forecast(client: httpx.Client, keys
     assert params["extra_servers"] >= params["extra_servers_without_capping"] >= nameplate
     assert forecasted["explanation"]["forecast"]["demand_total"]["steps"] == 24
     log = client.get("/v1/decisions", params={"kind": "oversubscription"}, headers=keys["read"]).json()
-    assert log["total"] == 2
+    assert log["total"] == 0 and forecasted["id"] == 0  # a GET answers and writes nothing
+    question = {"domain": "rack-1", "profile": "a100", "gpus": 8, "horizon": 24}
+    recorded = client.post("/v1/recommendations/oversubscription", json=question, headers=keys["operate"])
+    assert recorded.status_code == 201
+    assert recorded.json()["params"]["extra_servers"] == params["extra_servers"]
+    log = client.get("/v1/decisions", params={"kind": "oversubscription"}, headers=keys["read"]).json()
+    assert log["total"] == 1 and log["items"][0]["id"] == recorded.json()["id"] > 0
 
 
 def test_missing_telemetry_is_stated_not_an_error(client: httpx.Client, keys: Keys) -> None:
@@ -227,7 +235,7 @@ def test_missing_telemetry_is_stated_not_an_error(client: httpx.Client, keys: Ke
     assert any("only 3 of 8 GPUs" in note for note in evidence["details"]["notes"])
 
 
-def test_bad_requests_are_clear(client: httpx.Client, keys: Keys, domain: None) -> None:
+def test_bad_requests_are_clear(client: httpx.Client, keys: Keys, domain: None, database: Database) -> None:
     missing = _power(client, keys, domain="nope")
     assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
     assert _oversub(client, keys, domain="nope").status_code == 404
@@ -250,13 +258,19 @@ def test_bad_requests_are_clear(client: httpx.Client, keys: Keys, domain: None) 
     unknown = _power(client, keys, policy="magic")
     assert unknown.status_code == 422 and "power_polca" in unknown.json()["error"]["message"]
 
-    assert _node(client, keys, "lo-1", priority=0, profile="tpu").status_code == 200
+    # bad hardware is refused when it is written, naming the field (issue 18)
+    bad_profile = _node(client, keys, "lo-1", priority=0, profile="tpu")
+    assert bad_profile.status_code == 422 and "hardware.profile" in bad_profile.json()["error"]["message"]
+    bad_gpus = _node(client, keys, "lo-1", profile="a100", gpus="eight")
+    assert bad_gpus.status_code == 422 and "hardware.gpus" in bad_gpus.json()["error"]["message"]
+    # hardware stored before that check is still refused by the power decision, naming the field
+    assert _node(client, keys, "lo-1", priority=0).status_code == 200
+    with database.engine.begin() as connection:
+        stored = """UPDATE nodes SET hardware = '{"profile": "tpu", "gpus": 8}' WHERE name = 'lo-1'"""
+        connection.execute(text(stored))
     bad_node = _power(client, keys)
     assert bad_node.status_code == 422
     assert bad_node.json()["error"]["details"][0]["loc"] == ["nodes", "lo-1", "hardware", "profile"]
-    assert _node(client, keys, "lo-1", profile="a100", gpus="eight").status_code == 200
-    bad_gpus = _power(client, keys)
-    assert bad_gpus.status_code == 422 and "hardware.gpus" in bad_gpus.json()["error"]["message"]
 
 
 @pytest.fixture

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.names import Name
 
 Scope = Literal["ingest", "read", "operate", "admin"]
 
 
 class KeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["prometheus-west"])
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name = Field(examples=["prometheus-west"])
     scopes: list[Scope] = Field(min_length=1, examples=[["ingest"]])
 
 

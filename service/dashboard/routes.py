@@ -21,6 +21,7 @@ from service.dashboard.session import User
 from service.decisions import service as decisions
 from service.deps import SessionDep, SettingsDep
 from service.errors import DatabaseUnavailable, ForesightError, NotFound, Unauthenticated
+from service.ops.jsonguard import json_problem
 from service.power import service as power_service
 from service.power.schemas import OversubscriptionQuery
 from service.replays import service as replays
@@ -145,6 +146,8 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep, token: 
     user = sessions.current_user(request, session, settings)
     if user is not None and not sessions.csrf_ok(user, token):
         return _refused(request, user, "the form's CSRF token is missing or wrong; reload the page")
+    if user is not None:
+        sessions.revoke_sessions(session, user.principal.key_id)
     response = _to_login()
     sessions.clear_session(response)
     return response
@@ -261,6 +264,8 @@ def start_replay(
 ) -> Response:
     names = [p.strip() for p in policies.split(",") if p.strip()]
     body: dict[str, Any] = {"policy": names[0]} if len(names) == 1 else {"policies": names, "seeds": seeds}
+    if problem := json_problem(config.encode()):
+        return _back("/replays", error=f"invalid replay config: {problem}")
     try:
         body["config"] = json.loads(config or "{}")
         if upload is not None and upload.filename:

@@ -1,6 +1,11 @@
 """Dashboard sessions: an API key logs in once, then a signed, HTTP-only, SameSite=Strict cookie names the
 key (re-checked on every request, so revoking the key ends its sessions). CSRF tokens are bound to the
-session (an HMAC of its nonce); the login form uses a double-submit cookie since no session exists yet."""
+session (an HMAC of its nonce); the login form uses a double-submit cookie since no session exists yet.
+
+Logging out revokes on the server, not only in the browser: the moment is recorded for the key, and every
+cookie of that key issued before it is refused from then on, so a copied cookie stops working too (the
+key's other browsers are logged out with it). The moment is kept in `job_runs` under the name
+`dashboard-logout:<key id>`, a table of "when did this last happen" rows that needs no migration."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from service.auth import keys
 from service.auth import repository as keys_repo
 from service.auth.schemas import Principal
 from service.config import Settings
+from service.models import JobRun
+from service.models.base import utcnow
 
 COOKIE = "foresight_session"
 LOGIN_CSRF_COOKIE = "foresight_login_csrf"
@@ -65,13 +72,14 @@ def _csrf_for(settings: Settings, nonce: str) -> str:
 
 def encode(settings: Settings, key_id: int, now: float | None = None) -> str:
     """A cookie value naming `key_id`, with a fresh nonce and the time it was issued."""
-    body = {"k": key_id, "n": secrets.token_urlsafe(16), "t": int(now if now is not None else time.time())}
+    issued = round(now if now is not None else time.time(), 3)
+    body = {"k": key_id, "n": secrets.token_urlsafe(16), "t": issued}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     return f"{payload}.{_sign(settings, payload)}"
 
 
-def decode(settings: Settings, value: str | None) -> tuple[int, str] | None:
-    """(key id, nonce) of a well-signed, unexpired cookie value, else None."""
+def decode(settings: Settings, value: str | None) -> tuple[int, str, float] | None:
+    """(key id, nonce, issued at) of a well-signed, unexpired cookie value, else None."""
     if not value or value.count(".") != 1:
         return None
     payload, signature = value.split(".")
@@ -84,7 +92,25 @@ def decode(settings: Settings, value: str | None) -> tuple[int, str] | None:
         return None
     if not 0 <= time.time() - issued <= settings.session_max_age_seconds:
         return None
-    return key_id, nonce
+    return key_id, nonce, issued
+
+
+def _logout_row(key_id: int) -> str:
+    return f"dashboard-logout:{key_id}"
+
+
+def revoke_sessions(session: Session, key_id: int) -> None:
+    """Refuse from now on every session cookie of `key_id` issued until now (logout)."""
+    row = session.get(JobRun, _logout_row(key_id)) or JobRun(name=_logout_row(key_id))
+    row.last_started = row.last_finished = utcnow()
+    row.last_status = "ok"
+    session.add(row)
+    session.flush()
+
+
+def _revoked(session: Session, key_id: int, issued: float) -> bool:
+    row = session.get(JobRun, _logout_row(key_id))
+    return row is not None and row.last_started is not None and issued <= row.last_started.timestamp()
 
 
 def current_user(request: Request, session: Session, settings: Settings) -> User | None:
@@ -92,9 +118,9 @@ def current_user(request: Request, session: Session, settings: Settings) -> User
     decoded = decode(settings, request.cookies.get(COOKIE))
     if decoded is None:
         return None
-    key_id, nonce = decoded
+    key_id, nonce, issued = decoded
     row = keys_repo.by_id(session, key_id)
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or _revoked(session, key_id, issued):
         return None
     principal = Principal(key_id=row.id, name=row.name, scopes=list(row.scopes))
     return User(principal, _csrf_for(settings, nonce))

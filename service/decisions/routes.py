@@ -23,6 +23,7 @@ from service.decisions.schemas import (
     Verdict,
 )
 from service.deps import SessionDep, require
+from service.names import QueryName
 from service.timeparse import parse_time
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -65,10 +66,10 @@ def list_decisions(
     session: SessionDep,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[DecisionStatus | None, Query()] = None,
-    target: Annotated[str | None, Query(max_length=200)] = None,
-    cluster: Annotated[str | None, Query(max_length=200)] = None,
+    target: QueryName = None,
+    cluster: QueryName = None,
     policy: Annotated[str | None, Query(max_length=100)] = None,
-    actor: Annotated[str | None, Query(max_length=200)] = None,
+    actor: QueryName = None,
     since: Annotated[str | None, Query(max_length=64, description="Epoch seconds or RFC 3339")] = None,
     until: Annotated[str | None, Query(max_length=64, description="Epoch seconds or RFC 3339")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -7,24 +7,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.names import Name, ShortName, Text
+
 DecisionStatus = Literal["proposed", "approved", "rejected", "applied", "expired", "failed"]
 
 
 class ScalingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    workload: str = Field(min_length=1, max_length=200, description="Workload name")
-    cluster: str | None = Field(default=None, max_length=200, description="Needed when the name is ambiguous")
+    workload: Name = Field(description="Workload name")
+    cluster: Name | None = Field(default=None, description="Needed when the name is ambiguous")
     horizon: int = Field(default=6, ge=1, le=288, description="Forecast steps the decision must cover")
-    policy: str = Field(default="bayesian_scaling", max_length=100, description="A registered scaling policy")
+    policy: ShortName = Field(default="bayesian_scaling", description="A registered scaling policy")
     epsilon: float | None = Field(default=None, gt=0, lt=1, description="Overrides the workload's ε")
 
 
 class RightsizingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    workload: str = Field(min_length=1, max_length=200)
-    cluster: str | None = Field(default=None, max_length=200)
+    workload: Name
+    cluster: Name | None = None
     horizon: int = Field(default=12, ge=1, le=288)
 
 
@@ -84,16 +86,16 @@ class DecisionPage(BaseModel):
 
 
 class Verdict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    note: str | None = Field(default=None, max_length=1000, description="Why (kept in the audit log)")
+    note: Text | None = Field(default=None, description="Why (kept in the audit log)")
 
 
 class OutcomeIn(BaseModel):
     """What happened after the decision: feeds the adaptive ε (windows/violations) and, for mitigations,
     the causal training data (downtime)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     windows: int | None = Field(default=None, ge=1, le=1_000_000, description="Decision windows observed")

@@ -59,10 +59,50 @@ def record(
 ) -> DecisionOut:
     """Store a policy's Decision as a `decisions` row with its evidence; `auto` mode applies it at once.
     With `cluster_name` the answer is built without reading back what was just written."""
+    row = _row(decision, cluster_id, target_kind, mode, valid_for, requested_by)
+    note = f"recommended by {decision.policy} for {requested_by}"
+    repo.add_decision(session, row, POLICY_ACTOR, note)
+    history = [
+        DecisionEventOut(
+            ts=row.created_at, actor=POLICY_ACTOR, from_status=None, to_status="proposed", note=note
+        )
+    ]
+    actuation.after_recording(session, database_of(session).settings, row)
+    if (cluster_name is None and cluster_id is not None) or row.status != "proposed":
+        return to_out(session, row)
+    return _out(row, cluster_name, history, None)
+
+
+def preview(
+    session: Session,
+    decision: PolicyDecision,
+    *,
+    cluster_id: int | None,
+    target_kind: str,
+    valid_for: timedelta,
+    requested_by: str,
+) -> DecisionOut:
+    """A policy's Decision as the API shows one, without storing it (id 0, no history): the answer of
+    a read-only question (a GET writes nothing)."""
+    row = _row(decision, cluster_id, target_kind, "shadow", valid_for, requested_by)
+    row.id = 0
+    row.explanation["recorded"] = False
+    cluster = repo.cluster_names(session, [cluster_id]).get(cluster_id) if cluster_id else None
+    return _out(row, cluster, [], None)
+
+
+def _row(
+    decision: PolicyDecision,
+    cluster_id: int | None,
+    target_kind: str,
+    mode: str,
+    valid_for: timedelta,
+    requested_by: str,
+) -> Decision:
     created = now()
     explanation = decision.explanation()
     explanation["requested_by"] = requested_by
-    row = Decision(
+    return Decision(
         kind=decision.kind,
         cluster_id=cluster_id,
         target_kind=target_kind,
@@ -78,20 +118,6 @@ def record(
         updated_at=created,
         expires_at=created + valid_for,
     )
-    repo.add_decision(session, row, POLICY_ACTOR, f"recommended by {decision.policy} for {requested_by}")
-    history = [
-        DecisionEventOut(
-            ts=created,
-            actor=POLICY_ACTOR,
-            from_status=None,
-            to_status="proposed",
-            note=f"recommended by {decision.policy} for {requested_by}",
-        )
-    ]
-    actuation.after_recording(session, database_of(session).settings, row)
-    if (cluster_name is None and cluster_id is not None) or row.status != "proposed":
-        return to_out(session, row)
-    return _out(row, cluster_name, history, None)
 
 
 def _locked(session: Session, decision_id: int) -> Decision:
@@ -145,8 +171,11 @@ def record_outcome(
     """Store what happened (once; an identical resend is a no-op, a different one a 409). For a node
     mitigation, the downtime also completes the node event, which becomes causal training data."""
     row = _locked(session, decision_id)
-    if row.status == "rejected":
-        raise Conflict(f"decision {decision_id} was rejected; it has no outcome")
+    if row.status != "applied":
+        raise Conflict(
+            f"decision {decision_id} is {row.status}, not applied; outcomes are recorded for applied "
+            f"decisions only (apply it with POST /v1/decisions/{decision_id}/apply once it was carried out)"
+        )
     if body.violations is not None and (body.windows is None or body.violations > body.windows):
         raise InvalidInput(
             "violations needs windows, and cannot exceed it",

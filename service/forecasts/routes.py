@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import forecasting
 from service.auth.schemas import Principal
@@ -14,6 +14,8 @@ from service.forecasts import frames
 from service.forecasts import service as forecasts
 from service.forecasts.schemas import AccuracyOut, ForecastOut, ModelOut
 from service.forecasts.served import to_api
+from service.names import Name, ShortName
+from service.telemetry.schemas import EntityKind
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 Read = Annotated[Principal, Depends(require("read"))]
@@ -50,16 +52,21 @@ def list_models(_: Read, session: SessionDep) -> list[ModelOut]:
 
 
 class TrainBody(BaseModel):
-    model: str = Field(default=forecasting.DEFAULT_MODEL, description="A registered forecaster name")
+    """What to train on which series; an unknown field (a typo like `series_id`) is a 422, never a
+    fleet-wide training on every series."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: ShortName = Field(default=forecasting.DEFAULT_MODEL, description="A registered forecaster name")
     config: dict[str, Any] = Field(default_factory=dict, description="Constructor settings of the model")
     horizon: int = Field(default=12, ge=1, le=10_000)
     window_seconds: float | None = Field(default=14 * 86400, gt=0)
     backtest: bool = True
-    series_ids: list[int] = Field(default_factory=list)
-    cluster: str | None = None
-    entity_kind: str | None = None
-    entity_id: str | None = None
-    metric: str | None = None
+    series_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(default_factory=list, max_length=100_000)
+    cluster: Name | None = None
+    entity_kind: EntityKind | None = None
+    entity_id: Name | None = None
+    metric: Name | None = None
 
 
 @router.post("/models/train", response_model=ModelOut, status_code=201, summary="Train a forecaster now")

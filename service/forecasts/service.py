@@ -217,6 +217,14 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
     row, entity = _model_for(session, series_id)
     refs = [frames.SeriesRef(sid, key, metric, "") for sid, key, metric in row.params["series"]]
     loaded = _loaded(session, row)
+    reach = getattr(loaded.model, "max_horizon", None)
+    if isinstance(reach, int) and horizon > reach:
+        raise InvalidInput(
+            f"horizon={horizon} is beyond the {reach} steps model {row.name} v{row.version} forecasts for "
+            f"series {series_id}; ask for horizon <= {reach}, or train a model that reaches further: "
+            f'POST /v1/models/train {{"model": "{row.name}", "config": {{"max_horizon": {horizon}}}}}',
+            details=[{"field": "query.horizon", "problem": f"at most {reach} for this series' model"}],
+        )
     with loaded.lock:
         fresh = frames.long_frame(session, refs, after_us=loaded.seen_until_us)
         try:

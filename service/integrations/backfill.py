@@ -12,6 +12,7 @@ configuration (or given with the source) and added, as remote-write would.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import yaml
 from service.config import Settings
 from service.db import Database
 from service.errors import ForesightError
+from service.integrations import retry
 from service.integrations.convert import RawBatch
 from service.integrations.receive import store
 from service.integrations.sources import Progress, Source, SourceStore
@@ -61,28 +63,39 @@ class BackfillReport:
 
 
 class PrometheusClient:
-    """The few Prometheus HTTP API calls backfill needs, with retries on 5xx and connection errors."""
+    """The few Prometheus HTTP API calls backfill needs, retried on 429, 5xx and connection errors: after
+    the server's Retry-After when it gives one, else after exponential backoff with full jitter."""
 
-    def __init__(self, source: Source, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        source: Source,
+        timeout: float = 120.0,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {source.token()}"} if source.token() else {}
         self.http = httpx.Client(base_url=source.url.rstrip("/"), headers=headers, timeout=timeout)
+        self.sleep = sleep
+        self.rng = rng or random.Random()
 
     def close(self) -> None:
         self.http.close()
 
     def get(self, path: str, params: dict[str, Any]) -> Any:
         for attempt in range(RETRIES):
+            answer: httpx.Response | None = None
             try:
                 answer = self.http.get(path, params=params)
             except httpx.HTTPError as error:
                 if attempt == RETRIES - 1:
                     raise SourceError(f"cannot reach Prometheus at {self.http.base_url}: {error}") from error
             else:
-                if answer.status_code < 500:
+                if not retry.should_retry(answer):
                     return self._data(answer, params)
                 if attempt == RETRIES - 1:
                     raise SourceError(f"Prometheus answered {answer.status_code}: {answer.text[:300]}")
-            time.sleep(0.5 * 2**attempt)
+            self.sleep(retry.delay(attempt, answer, self.rng))
         raise AssertionError("unreachable")
 
     def _data(self, answer: httpx.Response, params: dict[str, Any]) -> Any:

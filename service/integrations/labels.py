@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import ForesightError
 from service.integrations.canonical import CONTAINER_LABELS, POD_LABELS, canonical_of
+from service.names import name_problem
 from service.telemetry.units import canonical_unit, is_non_negative
-from service.telemetry.validation import LABEL_RE, MAX_LABELS, METRIC_RE, NAME_RE, SeriesKey
+from service.telemetry.validation import LABEL_RE, MAX_LABELS, METRIC_RE, SeriesKey
 
 POD_SUFFIX = r"(-[a-z0-9]{6,10})?-[a-z0-9]{5}$|-[0-9]+$"  # deployment (replicaset hash + pod id), statefulset
 PORT_SUFFIX = r":[0-9]+$"
@@ -255,9 +256,9 @@ class CompiledMapping:
             kept = {k: v for k, v in kept.items() if k in rule.keep}
         if len(kept) > MAX_LABELS:
             return "too_many_labels"
-        if any(not LABEL_RE.match(k) or len(v) > 200 for k, v in kept.items()):
+        if any(not LABEL_RE.match(k) or name_problem(v, allow_empty=True) for k, v in kept.items()):
             return "invalid_label"
-        if not NAME_RE.match(cluster) or not NAME_RE.match(entity_id):
+        if name_problem(cluster) or name_problem(entity_id):
             return "invalid_entity"
         unit = self._unit(rule, name, unit_hint)
         counter = (

@@ -19,6 +19,7 @@ from service.errors import ForesightError
 from service.integrations import exports, keda, otlp, receive, remote_write
 from service.integrations.convert import RawBatch
 from service.integrations.schemas import KedaOut, ReceiveResult
+from service.names import PathName, QueryName
 from service.ops.metrics import REJECTED_BATCHES
 from service.telemetry.routes import read_body
 from service.telemetry.service import timed
@@ -126,8 +127,8 @@ def prometheus_export(
     session: SessionDep,
     settings: SettingsDep,
     horizon: Annotated[int | None, Query(ge=1, le=500, description="Steps (default setting)")] = None,
-    cluster: str | None = None,
-    metric: str | None = None,
+    cluster: QueryName = None,
+    metric: QueryName = None,
 ) -> Response:
     text = exports.render(
         session,
@@ -148,8 +149,8 @@ def keda_workload(
     _: Read,
     session: SessionDep,
     settings: SettingsDep,
-    name: str,
-    cluster: str | None = None,
+    name: PathName,
+    cluster: QueryName = None,
     include_proposed: bool = False,
     horizon: Annotated[int | None, Query(ge=1, le=500)] = None,
 ) -> KedaOut:

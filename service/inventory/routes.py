@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from service.auth.schemas import Principal
 from service.deps import SessionDep, require
@@ -17,13 +17,14 @@ from service.inventory.schemas import (
     WorkloadConfig,
     WorkloadOut,
 )
+from service.names import PathName, QueryName
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
 Read = Annotated[Principal, Depends(require("read"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-Name = Annotated[str, Path(min_length=1, max_length=200)]
+Name = PathName
 """Workload names may hold slashes: `namespace/Deployment/name`, as Kubernetes names them."""
-Cluster = Annotated[str | None, Query(max_length=200, description="Only this cluster")]
+Cluster = QueryName
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 

@@ -6,16 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.names import LongName, Name
+
 Mode = Literal["shadow", "approve", "auto"]
-NAME = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
 
 class WorkloadConfig(BaseModel):
     """Scaling settings of a workload; fields left out keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    cluster: str = NAME
+    cluster: Name
     replicas: int | None = Field(default=None, ge=0, le=100_000, description="Replicas running now")
     min_replicas: int | None = Field(default=None, ge=0, le=100_000)
     max_replicas: int | None = Field(default=None, ge=1, le=100_000)
@@ -25,25 +26,21 @@ class WorkloadConfig(BaseModel):
         allow_inf_nan=False,
         description="Load one replica serves at 100 % (load metric's unit)",
     )
-    capacity_metric: str | None = Field(
-        default=None, max_length=200, description="The workload's load series"
-    )
+    capacity_metric: Name | None = Field(default=None, description="The workload's load series")
     mode: Mode | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     slo: dict[str, Any] | None = Field(
         default=None,
         description="e.g. {target_utilisation: 0.8, epsilon: 0.05, cost_per_replica: 1, sla_penalty: 50}",
     )
-    scale_target: str | None = Field(
+    scale_target: LongName | None = Field(
         default=None,
-        max_length=400,
         description="What the actuator scales, as an HPA's scaleTargetRef: namespace/Deployment|StatefulSet/"
         "name (default: the workload's name when it has that form)",
         examples=["shop/Deployment/checkout"],
     )
-    performance_metric: str | None = Field(
+    performance_metric: Name | None = Field(
         default=None,
-        max_length=200,
         description="The workload's performance series (per-replica throughput, latency or a probe "
         "benchmark); with an interference model trained on it, capacity is reduced by the forecast slowdown",
     )
@@ -71,11 +68,11 @@ class WorkloadOut(BaseModel):
 
 
 class NodeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    cluster: str = NAME
-    pool: str | None = Field(default=None, max_length=200)
-    power_domain: str | None = Field(default=None, max_length=200, description="Created if missing")
+    cluster: Name
+    pool: Name | None = None
+    power_domain: Name | None = Field(default=None, description="Created if missing")
     hardware: dict[str, Any] | None = Field(
         default=None,
         description="e.g. {gpu: a40, gpus: 8, nameplate_watts: 3000, idle_watts: 600, priority: 1}",
@@ -93,9 +90,9 @@ class NodeOut(BaseModel):
 
 
 class PowerDomainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    cluster: str = NAME
+    cluster: Name
     budget_watts: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     mode: Mode | None = Field(default=None, description="How power decisions of this domain are recorded")
 

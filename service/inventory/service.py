@@ -13,6 +13,7 @@ from policies.types import InvalidPolicyInput
 from service.actuators.base import ScaleTarget
 from service.errors import Conflict, InvalidInput, NotFound
 from service.inventory import repository as repo
+from service.inventory.hardware import check_hardware
 from service.inventory.repository import Row
 from service.inventory.schemas import (
     Mode,
@@ -149,6 +150,7 @@ def configure_node(session: Session, name: str, config: NodeConfig) -> NodeOut:
     if config.pool is not None:
         row.pool = config.pool
     if config.hardware is not None:
+        check_hardware(config.hardware)
         row.hardware = {**(row.hardware or {}), **config.hardware}
     if config.status is not None:
         row.status = config.status

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from service.auth.schemas import Principal
 from service.deps import Database, SessionDep, SettingsDep, get_database, require
 from service.loop import service
 from service.loop.jobs import run_once
 from service.loop.schemas import Freeze, LoopStatus, TargetConfig, TargetKind, TargetOut
+from service.names import PathName
 
 router = APIRouter(prefix="/v1/loop", tags=["control loop"])
 Read = Annotated[Principal, Depends(require("read"))]
@@ -45,7 +46,7 @@ def put_target(
     session: SessionDep,
     settings: SettingsDep,
     kind: TargetKind,
-    name: Annotated[str, Path(min_length=1, max_length=200)],
+    name: PathName,
     body: TargetConfig,
 ) -> TargetOut:
     return service.configure_target(session, settings, kind, name, body, principal.actor)

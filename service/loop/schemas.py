@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.names import Name, ShortName, Text
+
 TargetKind = Literal["workload", "power_domain", "node"]
 
 
@@ -29,19 +31,19 @@ class TargetOut(BaseModel):
 class TargetConfig(BaseModel):
     """Loop settings of one target; fields left out keep their value, `null` restores the default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    cluster: str | None = Field(default=None, max_length=200)
+    cluster: Name | None = None
     cadence_seconds: float | None = Field(default=None, ge=5, le=86_400, allow_inf_nan=False)
-    actuator: str | None = Field(default=None, max_length=32)
+    actuator: ShortName | None = Field(default=None, max_length=32)
     frozen: bool | None = Field(default=None, description="Kill switch of this target: no actuation")
-    reason: str | None = Field(default=None, max_length=500, description="Why (kept with the freeze)")
+    reason: Text | None = Field(default=None, max_length=500, description="Why (kept with the freeze)")
 
 
 class Freeze(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class LoopStatus(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from service.auth.schemas import Principal
 from service.decisions.schemas import DecisionOut
 from service.deps import SessionDep, SettingsDep, require
 from service.forecasts.schemas import ModelOut
+from service.names import PathName, QueryName
 from service.nodes import service
 from service.nodes.schemas import (
     BulkNodeEvents,
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["nodes"])
 Ingest = Annotated[Principal, Depends(require("ingest"))]
 Read = Annotated[Principal, Depends(require("read"))]
 Operate = Annotated[Principal, Depends(require("operate"))]
-Name = Annotated[str, Path(min_length=1, max_length=200)]
+Name = PathName
 
 
 @router.post(
@@ -55,7 +56,7 @@ def get_events(
     _: Read,
     session: SessionDep,
     name: Name,
-    cluster: Annotated[str | None, Query(max_length=200)] = None,
+    cluster: QueryName = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[NodeEventOut]:

@@ -5,40 +5,78 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from policies.mitigation_types import ACTIONS_BY_NAME
+from service.names import Name, Number, ShortName, name_problem
+
+ACTION_NAMES = tuple(ACTIONS_BY_NAME)
+MAX_SIGNALS = 256
+"""Signals (and context entries) one event may carry: far more than any detector reports."""
+MAX_BULK_EVENTS = 1000
+"""Events one bulk import may carry: each is looked up and stored, so 10,000 took over a minute (a
+client timeout); import longer histories in several requests."""
 
 
 class NodeEventBody(BaseModel):
     """One unhealthy-node signal: numeric signals, context (numbers or labels), and — for history — the
     action that was taken and the downtime that followed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    ts: str | float | None = Field(default=None, description="Epoch seconds or RFC 3339; default: now")
+    ts: str | Number | None = Field(
+        default=None, description="Epoch seconds or RFC 3339, from 1970 on; default: now"
+    )
     kind: str = Field(
         min_length=1, max_length=64, description="e.g. ecc_errors, gpu_fell_off_bus, disk_failure"
     )
     severity: str = Field(default="warning", pattern="^(warning|error|critical)$")
-    signals: dict[str, float] = Field(default_factory=dict, description="Numeric signals, e.g. error counts")
-    context: dict[str, float | str] = Field(
-        default_factory=dict, description="e.g. hardware age, workload type"
+    signals: dict[Name, Number] = Field(
+        default_factory=dict, max_length=MAX_SIGNALS, description="Numeric signals, e.g. error counts"
     )
-    action_taken: str | None = Field(default=None, max_length=64)
+    context: dict[Name, Number | str] = Field(
+        default_factory=dict, max_length=MAX_SIGNALS, description="e.g. hardware age, workload type"
+    )
+    action_taken: str | None = Field(
+        default=None, max_length=64, description=f"One of {', '.join(ACTION_NAMES)}"
+    )
     downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @field_validator("kind")
+    @classmethod
+    def _printable_kind(cls, value: str) -> str:
+        if problem := name_problem(value, max_length=64):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("action_taken")
+    @classmethod
+    def _known_action(cls, value: str | None) -> str | None:
+        if value is not None and value not in ACTIONS_BY_NAME:
+            raise ValueError(f"{value!r} is not an action; use one of {', '.join(ACTION_NAMES)}")
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _printable_context(cls, value: dict[str, float | str]) -> dict[str, float | str]:
+        for key, item in value.items():
+            if isinstance(item, str) and (problem := name_problem(item, allow_empty=True)):
+                raise ValueError(f"{key}: {problem}")
+        return value
 
 
 class NodeEventIn(NodeEventBody):
-    cluster: str = Field(min_length=1, max_length=200)
+    cluster: Name
 
 
 class BulkNodeEvent(NodeEventIn):
-    node: str = Field(min_length=1, max_length=200)
+    node: Name
 
 
 class BulkNodeEvents(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    events: list[BulkNodeEvent] = Field(min_length=1, max_length=10_000)
+    events: list[BulkNodeEvent] = Field(min_length=1, max_length=MAX_BULK_EVENTS)
 
 
 class NodeEventOut(BaseModel):
@@ -63,13 +101,13 @@ class BulkResult(BaseModel):
 class MitigationRequest(BaseModel):
     """Ask what to do about a node: name a stored event (`event_id`) or send the event itself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    node: str = Field(min_length=1, max_length=200)
-    cluster: str | None = Field(default=None, max_length=200)
+    node: Name
+    cluster: Name | None = None
     event_id: int | None = Field(default=None, ge=1, le=2**62)
     event: NodeEventBody | None = None
-    policy: str = Field(default="mitigation_causal", max_length=100)
+    policy: ShortName = "mitigation_causal"
 
     @model_validator(mode="after")
     def _one_event(self) -> MitigationRequest:
@@ -79,7 +117,7 @@ class MitigationRequest(BaseModel):
 
 
 class MitigationTrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     n_estimators: int = Field(default=200, ge=4, le=2000, multiple_of=4)
     min_events: int = Field(default=200, ge=20, le=10_000_000)

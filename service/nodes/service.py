@@ -34,6 +34,7 @@ from service.nodes.schemas import (
 )
 from service.timeparse import parse_time
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MODELS: dict[int, MitigationModel] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -42,6 +43,10 @@ def _ts(value: str | float | None, where: str) -> datetime:
     if value is None:
         return datetime.now(UTC)
     moment = parse_time(str(value), where)
+    if moment < EPOCH:
+        raise InvalidInput(
+            f"{where} is before 1970-01-01", details=[{"field": where, "problem": "before 1970-01-01"}]
+        )
     if moment > datetime.now(UTC) + timedelta(minutes=10):
         raise InvalidInput(
             f"{where} is in the future", details=[{"field": where, "problem": "future timestamp"}]

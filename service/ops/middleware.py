@@ -1,4 +1,5 @@
-"""ASGI middleware: request metrics and one structured log line per request (no headers, no bodies)."""
+"""ASGI middleware: request metrics and one structured log line per request (no headers, no bodies), and
+the last line of defence against an unexpected exception (a JSON 500 on a connection that stays usable)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import InternalError
 from service.ops.logging import get_logger
 from service.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from service.ops.security import REQUEST_ID, send_error
 
 log = get_logger("foresight.http")
 
@@ -25,6 +28,7 @@ class RequestMetricsMiddleware:
         started = time.perf_counter()
         state: dict[str, Any] = {"code": 500, "recorded": False}
         request_id = uuid.uuid4().hex[:16]
+        scope[REQUEST_ID] = request_id
 
         def record() -> None:
             """Count the request once, before its last byte leaves: a client that saw the answer sees it
@@ -56,3 +60,37 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             record()
+
+
+class ErrorGuard:
+    """Turns an exception no handler answered into a JSON 500 (request id, security headers from the
+    middleware outside) instead of Starlette's plain-text one, and swallows it, so the server keeps the
+    keep-alive connection: the client's next request on it is answered. An exception after the answer
+    started cannot be reported; it is logged and re-raised (the server then closes the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            log.error(
+                "unhandled_error", request_id=scope.get(REQUEST_ID), error_type=type(error).__name__,
+                path=scope.get("path"), exc_info=True,
+            )  # fmt: skip
+            if started:
+                raise
+            message = "internal error; the request id identifies it in the server log"
+            await send_error(send, InternalError(message), scope)

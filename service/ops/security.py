@@ -1,18 +1,22 @@
 """Edge protections in one ASGI middleware: security headers on every answer, a body-size limit on every
-route, and per-key token-bucket rate limits (429 with Retry-After).
+route, bounded JSON (nesting depth, number length) before any parser runs, and token-bucket rate limits
+(429 with Retry-After).
 
 Rate-limit state is per process and in memory, on purpose: it needs no database round trip and no extra
 service. With N replicas behind a load balancer a key may therefore send up to N times the configured
-rate; size the limits per replica. A bucket is keyed by a SHA-256 of the bearer token (the secret itself
-is never kept), or by the client address when there is no token; at most `MAX_BUCKETS` buckets are kept
-(least recently used dropped), so a flood of made-up tokens cannot grow memory without bound. Probes
-(`/healthz`, `/readyz`, `/metrics`) are never limited. Ingest routes have their own, higher, budget so a
-collector pushing at full speed is not slowed by the limits meant for queries.
+rate; size the limits per replica. A request is charged to the *verified* key (`key:<id>`), once the
+auth dependency has checked it, or to the client address when it carries no key or a key that fails
+verification: made-up tokens all share their sender's address bucket, so rotating them buys nothing.
+Key and address buckets are kept apart, each at most `MAX_BUCKETS` (least recently used dropped), so a
+flood from many addresses cannot evict the buckets of real keys. Requests without a bearer token, and
+those to routes outside the API (`/v1`, `/api`), are charged by address here; API requests with a token
+are charged by the auth dependency (`service/deps.py`). Probes (`/healthz`, `/readyz`, `/metrics`) are
+never limited. Ingest routes have their own, higher, budget so a collector pushing at full speed is not
+slowed by the limits meant for queries.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -24,11 +28,17 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
-from service.errors import ForesightError, PayloadTooLarge, RateLimited
+from service.errors import ForesightError, InvalidInput, PayloadTooLarge, RateLimited
+from service.ops.jsonguard import json_problem
 
 MAX_BUCKETS = 10_000
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 INGEST_ROUTE = re.compile(r"^/v1/(telemetry|node-events|nodes/[^/]+/events)/?$")
+API_PREFIXES = ("/v1/", "/api/")
+# bodies the route reads itself and bounds itself (orjson first, the guard before any fallback)
+RAW_BODY_ROUTES = frozenset({"/v1/telemetry"})
+REQUEST_ID = "foresight.request_id"
+CHARGED = "foresight.rate_charged"
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -76,55 +86,91 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self.rate
 
 
-def client_key(scope: Scope) -> str:
-    """Who is asking: a hash of the bearer token, or the client address when there is none."""
+def bearer_token(scope: Scope) -> bytes | None:
+    """The bearer token of the request, if it sends one (unverified)."""
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
             if scheme.lower() == b"bearer" and token.strip():
-                return "key:" + hashlib.sha256(token.strip()).hexdigest()[:32]
+                return token.strip()
+    return None
+
+
+def client_address(scope: Scope) -> str:
     client = scope.get("client")
-    return f"addr:{client[0] if client else 'unknown'}"
+    return str(client[0]) if client else "unknown"
+
+
+class RateLimiter:
+    """The budgets of one process: API and ingest, each for verified keys and for client addresses."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limit_enabled
+        api = (settings.rate_limit_per_second, settings.rate_limit_burst)
+        ingest = (settings.rate_limit_ingest_per_second, settings.rate_limit_ingest_burst)
+        self.buckets = {
+            (False, "key"): TokenBuckets(*api), (False, "addr"): TokenBuckets(*api),
+            (True, "key"): TokenBuckets(*ingest), (True, "addr"): TokenBuckets(*ingest),
+        }  # fmt: skip
+
+    def charge(self, scope: Scope, key_id: int | None) -> None:
+        """Spend a token of the verified key `key_id` (None: of the client address); RateLimited if none
+        is left. Each request is charged once."""
+        path: str = scope["path"]
+        if not self.enabled or path in UNLIMITED_PATHS or scope.get(CHARGED):
+            return
+        scope[CHARGED] = True
+        buckets = self.buckets[(bool(INGEST_ROUTE.match(path)), "key" if key_id is not None else "addr")]
+        who = f"key {key_id}" if key_id is not None else f"client {client_address(scope)}"
+        wait = buckets.take(str(key_id) if key_id is not None else client_address(scope))
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"rate limit of {buckets.rate:g} requests/s (burst {buckets.burst:g}) exceeded for {who}; "
+                f"retry after {retry} s",
+                retry_after=retry,
+            )
+
+    def defers_to_auth(self, scope: Scope) -> bool:
+        """True when the auth dependency charges this request (an API route and a token to verify)."""
+        return scope["path"].startswith(API_PREFIXES) and bearer_token(scope) is not None
 
 
 class SecurityMiddleware:
-    """Headers, body limit and rate limits, outside routing so they hold for every route and error."""
+    """Headers, body limits and rate limits, outside routing so they hold for every route and error."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
         self.app = app
         self.max_body_bytes = settings.max_body_bytes
-        self.enabled = settings.rate_limit_enabled
-        self.api = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
-        self.ingest = TokenBuckets(settings.rate_limit_ingest_per_second, settings.rate_limit_ingest_burst)
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         send = with_security_headers(send)
-        path: str = scope["path"]
-        if self.enabled and path not in UNLIMITED_PATHS:
-            buckets = self.ingest if INGEST_ROUTE.match(path) else self.api
-            wait = buckets.take(client_key(scope))
-            if wait > 0:
-                retry = max(1, math.ceil(wait))
-                error = RateLimited(
-                    f"rate limit of {buckets.rate:g} requests/s (burst {buckets.burst:g}) exceeded for this "
-                    f"key; retry after {retry} s",
-                    retry_after=retry,
-                )
-                await send_error(send, error)
+        if not self.limiter.defers_to_auth(scope):
+            try:
+                self.limiter.charge(scope, None)
+            except RateLimited as error:
+                await send_error(send, error, scope)
                 return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await send_error(send, self._too_large(f"body of {declared} bytes"))
+            await send_error(send, self._too_large(f"body of {declared} bytes"), scope)
             return
-        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            buffered = await self._read_bounded(receive)
-            if buffered is None:
-                await send_error(send, self._too_large("body"))
-                return
-            receive = replay(buffered, receive)
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            guarded = _is_json(scope) and scope["path"] not in RAW_BODY_ROUTES
+            if declared is None or guarded:
+                buffered = await self._read_bounded(receive)
+                if buffered is None:
+                    await send_error(send, self._too_large("body"), scope)
+                    return
+                if guarded and (problem := json_problem(_joined(buffered))):
+                    details = [{"field": "body", "problem": problem}]
+                    await send_error(send, InvalidInput(f"body: {problem}", details=details), scope)
+                    return
+                receive = replay(buffered, receive)
         await self.app(scope, receive, send)
 
     def _too_large(self, what: str) -> PayloadTooLarge:
@@ -146,6 +192,21 @@ class SecurityMiddleware:
                 return None
             if not message.get("more_body", False):
                 return messages
+
+
+def _is_json(scope: Scope) -> bool:
+    """A body FastAPI would parse as JSON: a JSON content type, or none at all; not compressed."""
+    content_type = b""
+    for name, value in scope.get("headers", []):
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return False
+        if name == b"content-type":
+            content_type = value.lower()
+    return not content_type or b"json" in content_type
+
+
+def _joined(messages: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -183,9 +244,17 @@ def with_security_headers(send: Send) -> Send:
     return sending
 
 
-async def send_error(send: Send, error: ForesightError) -> None:
+def error_body(error: ForesightError, scope: Scope) -> dict[str, object]:
+    """The service's JSON error body, with the request id the answer's X-Request-ID header carries."""
+    body = error.to_body()
+    if request_id := scope.get(REQUEST_ID):
+        body["error"]["request_id"] = request_id
+    return body
+
+
+async def send_error(send: Send, error: ForesightError, scope: Scope) -> None:
     """Answer with the service's usual JSON error body, before the request reaches a route."""
-    body = orjson.dumps(error.to_body())
+    body = orjson.dumps(error_body(error, scope))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers.extend((name.lower().encode(), value.encode()) for name, value in error.headers().items())
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})

@@ -10,7 +10,7 @@ from service.auth.schemas import Principal
 from service.decisions.schemas import DecisionOut
 from service.deps import SessionDep, require
 from service.power import service
-from service.power.schemas import EnergyRequest, OversubscriptionQuery, PowerRequest
+from service.power.schemas import EnergyRequest, OversubscriptionQuery, OversubscriptionRequest, PowerRequest
 
 router = APIRouter(prefix="/v1", tags=["power"])
 Operate = Annotated[Principal, Depends(require("operate"))]
@@ -31,20 +31,37 @@ def recommend_power(principal: Operate, session: SessionDep, body: PowerRequest)
     return service.recommend_power(session, body, principal.actor)
 
 
+OVERSUBSCRIPTION = (
+    "`params.extra_servers` (with capping headroom) and `params.extra_servers_without_capping` for new "
+    "servers described by `profile`, `gpus`, `priority` and `host_watts`, against nameplate sizing "
+    "(`explanation.details.nameplate_extra`). Without a forecast the answer is nameplate sizing."
+)
+
+
 @router.get(
     "/recommendations/oversubscription",
     response_model=DecisionOut,
-    summary="How many more servers a power domain holds at risk epsilon (recorded as a decision)",
-    description=(
-        "`params.extra_servers` (with capping headroom) and `params.extra_servers_without_capping` for new "
-        "servers described by `profile`, `gpus`, `priority` and `host_watts`, against nameplate sizing "
-        "(`explanation.details.nameplate_extra`). Without a forecast the answer is nameplate sizing."
-    ),
+    summary="How many more servers a power domain holds at risk epsilon (answered, not recorded)",
+    description=OVERSUBSCRIPTION + " A GET writes nothing: the answer has id 0 and no history; POST the "
+    "same question to record it as a shadow decision in the audit log.",
 )
 def oversubscription(
     principal: Operate, session: SessionDep, query: Annotated[OversubscriptionQuery, Query()]
 ) -> DecisionOut:
-    return service.oversubscription(session, query, principal.actor)
+    return service.oversubscription(session, query, principal.actor, store=False)
+
+
+@router.post(
+    "/recommendations/oversubscription",
+    response_model=DecisionOut,
+    status_code=201,
+    summary="How many more servers a power domain holds at risk epsilon (recorded as a shadow decision)",
+    description=OVERSUBSCRIPTION,
+)
+def record_oversubscription(
+    principal: Operate, session: SessionDep, body: OversubscriptionRequest
+) -> DecisionOut:
+    return service.oversubscription(session, body, principal.actor)
 
 
 @router.post(

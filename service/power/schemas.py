@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.names import Name, ShortName
+
 
 class PowerRequest(BaseModel):
     """Ask for the caps of one power domain over the next window."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    domain: str = Field(min_length=1, max_length=200, description="Power domain name")
-    cluster: str | None = Field(default=None, max_length=200, description="Needed when the name is ambiguous")
+    domain: Name = Field(description="Power domain name")
+    cluster: Name | None = Field(default=None, description="Needed when the name is ambiguous")
     horizon: int = Field(default=12, ge=1, le=288, description="Forecast steps the decision must cover")
-    policy: str = Field(default="power_polca", max_length=100, description="A registered power policy")
+    policy: ShortName = Field(default="power_polca", description="A registered power policy")
     epsilon: float = Field(default=0.01, gt=0, lt=0.5, description="Allowed P(domain total > budget)")
 
 
@@ -24,13 +26,13 @@ class EnergyRequest(BaseModel):
 
     Fields left out are read from the workload's `slo` (same names); one missing in both is a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    workload: str = Field(min_length=1, max_length=200, description="Workload name (its request-rate series)")
-    cluster: str | None = Field(default=None, max_length=200)
+    workload: Name = Field(description="Workload name (its request-rate series)")
+    cluster: Name | None = None
     horizon: int = Field(default=12, ge=1, le=288, description="Forecast steps the decision must cover")
-    llm_model: str | None = Field(default=None, max_length=100, description="e.g. llama2-70b")
-    hardware: str | None = Field(default=None, max_length=100, description="a100-80gb or h100-80gb")
+    llm_model: ShortName | None = Field(default=None, description="e.g. llama2-70b")
+    hardware: ShortName | None = Field(default=None, description="a100-80gb or h100-80gb")
     prompt_tokens: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     output_tokens: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     ttft_slo_ms: float | None = Field(
@@ -47,10 +49,9 @@ class OversubscriptionQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    domain: str = Field(min_length=1, max_length=200, description="Power domain name")
-    cluster: str | None = Field(default=None, max_length=200, description="Needed when the name is ambiguous")
-    profile: str = Field(
-        min_length=1,
+    domain: Name = Field(description="Power domain name")
+    cluster: Name | None = Field(default=None, description="Needed when the name is ambiguous")
+    profile: ShortName = Field(
         max_length=50,
         description="GPU profile of the new server: a40, p100, rtx6000, v100, a100, h100",
     )
@@ -66,3 +67,9 @@ class OversubscriptionQuery(BaseModel):
     )
     epsilon: float = Field(default=0.01, gt=0, lt=0.5, description="Allowed P(domain total > budget)")
     max_extra: int = Field(default=1000, ge=0, le=100_000, description="Largest answer considered")
+
+
+class OversubscriptionRequest(OversubscriptionQuery):
+    """The same question as a JSON body (POST: recorded), with strict numbers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)

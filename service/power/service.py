@@ -93,8 +93,11 @@ def recommend_power(session: Session, body: PowerRequest, requested_by: str) -> 
     )
 
 
-def oversubscription(session: Session, query: OversubscriptionQuery, requested_by: str) -> DecisionOut:
-    """How many more servers like `query`'s fit the domain at risk ε (GET /v1/recommendations/oversub…)."""
+def oversubscription(
+    session: Session, query: OversubscriptionQuery, requested_by: str, *, store: bool = True
+) -> DecisionOut:
+    """How many more servers like `query`'s fit the domain at risk ε: recorded as a shadow decision
+    (POST, the dashboard) or only answered (`store=False`: GET writes nothing)."""
     profile = domains.check_profile(query.profile, ["query", "profile"], "profile")
     state = domains.load(session, query.domain, query.cluster, query.horizon, query.epsilon)
     try:
@@ -119,13 +122,20 @@ def oversubscription(session: Session, query: OversubscriptionQuery, requested_b
     decision.details["new_server"] = {
         "profile": profile, "gpus": query.gpus, "priority": query.priority, "host_watts": query.host_watts,
     }  # fmt: skip
+    explained = explain(decision, state, NO_FORECAST)
+    valid_for = _valid_for(state.step_seconds, query.horizon)
+    if not store:
+        return decisions.preview(
+            session, explained, cluster_id=state.cluster_id, target_kind="power_domain",
+            valid_for=valid_for, requested_by=requested_by,
+        )  # fmt: skip
     return decisions.record(
         session,
-        explain(decision, state, NO_FORECAST),
+        explained,
         cluster_id=state.cluster_id,
         target_kind="power_domain",
         mode="shadow",  # an answer to a question: recorded for the audit log, never applied
-        valid_for=_valid_for(state.step_seconds, query.horizon),
+        valid_for=valid_for,
         requested_by=requested_by,
     )
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.names import ShortName
+
 ReplayStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
@@ -14,18 +16,25 @@ class ReplayRequest(BaseModel):
     """One policy (`policy`: a run) or several (`policies`: a comparison over `seeds` seeds), on a bundled
     trace (`trace`, see GET /v1/replays/traces) or an uploaded one (`trace_csv`, the file's text)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    trace: str | None = Field(default=None, max_length=100, description="A bundled trace name")
+    trace: ShortName | None = Field(default=None, description="A bundled trace name")
     trace_csv: str | None = Field(
         default=None, max_length=20_000_000, description="An uploaded trace (CSV text)"
     )
-    trace_name: str = Field(default="uploaded.csv", max_length=200, pattern=r"^[\w.-]+$")
+    trace_name: str = Field(
+        default="uploaded.csv",
+        max_length=200,
+        pattern=r"^[\w.-]*\w[\w.-]*$",
+        description="A file name: letters, digits, _ . - (not only dots)",
+    )
     trace_format: Literal["azure-llm", "long"] | None = Field(
         default=None, description="Required with trace_csv; a bundled trace knows its own"
     )
-    policy: str | None = Field(default=None, max_length=50, description="e.g. bayesian, hpa, static-peak")
-    policies: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    policy: ShortName | None = Field(
+        default=None, max_length=50, description="e.g. bayesian, hpa, static-peak"
+    )
+    policies: list[ShortName] | None = Field(default=None, min_length=1, max_length=10)
     seeds: int = Field(default=1, ge=1, le=20, description="Seeds per policy (comparisons)")
     config: dict[str, Any] = Field(default_factory=dict, description="Simulation settings (docs/replay.md)")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from policies.slo import strict_number
 from replay.adapters import POLICIES
 from replay.engine import validate_config
 from replay.traces import ReplayError, load_trace
@@ -26,6 +27,29 @@ def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput(message, details=[{"loc": ["body", field], "msg": message}])
 
 
+# config knob -> (lower bound, bound included, whole number): checked here so a bad knob is a 422 at once,
+# not a queued run that fails
+KNOBS: dict[str, tuple[float, bool, bool]] = {
+    "step_seconds": (0, False, False), "decision_interval_seconds": (0, False, False),
+    "speed": (0, False, False), "tile": (1, True, True), "max_steps": (1, True, True),
+    "cold_start_seconds": (0, True, False), "warmup_seconds": (0, True, False),
+}  # fmt: skip
+
+
+def _check_knobs(config: dict[str, object]) -> None:
+    for key, (low, inclusive, whole) in KNOBS.items():
+        if key not in config or config[key] is None:
+            continue
+        value = config[key]
+        number = strict_number(value)
+        bound = f">= {low:g}" if inclusive else f"> {low:g}"
+        if number is None or (whole and number != int(number)):
+            kind = "a whole number" if whole else "a finite number"
+            raise _bad("config", f"config.{key} must be {kind} {bound}, got {value!r}")
+        if number < low or (number == low and not inclusive):
+            raise _bad("config", f"config.{key} must be {bound}, got {value!r}")
+
+
 def _check(body: ReplayRequest) -> tuple[str, str, Path | None, bytes | None]:
     """(trace name, format, bundled path or None, gzipped upload or None), or a 422 naming the field."""
     for name in body.policies or [body.policy or ""]:
@@ -38,6 +62,7 @@ def _check(body: ReplayRequest) -> tuple[str, str, Path | None, bytes | None]:
         validate_config(body.config)
     except ReplayError as error:
         raise _bad("config", str(error)) from error
+    _check_knobs(body.config)
     if body.trace is not None:
         bundled = BUNDLED.get(body.trace)
         if bundled is None:

@@ -12,6 +12,7 @@ from service.db import on_commit
 from service.deps import SessionDep, SettingsDep, require
 from service.errors import ForesightError, InvalidInput, NotFound, PayloadTooLarge
 from service.models import Series
+from service.names import QueryName
 from service.ops.metrics import REJECTED_BATCHES
 from service.telemetry import repository
 from service.telemetry import service as telemetry
@@ -91,7 +92,7 @@ def list_entities(
     _: Read,
     session: SessionDep,
     kind: EntityKind | None = None,
-    cluster: str | None = None,
+    cluster: QueryName = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EntityPage:
@@ -104,10 +105,10 @@ def list_entities(
 def list_series(
     _: Read,
     session: SessionDep,
-    cluster: str | None = None,
+    cluster: QueryName = None,
     entity_kind: EntityKind | None = None,
-    entity_id: str | None = None,
-    metric: str | None = None,
+    entity_id: QueryName = None,
+    metric: QueryName = None,
     label: Annotated[list[str] | None, Query(description="name=value, repeatable")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,

@@ -4,9 +4,11 @@ OpenAPI; the route parses the body itself, vectorised, for speed and sample-prec
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from service.names import LabelValue, Name
 
 EntityKind = Literal["cluster", "node", "workload", "power_domain"]
 
@@ -15,8 +17,8 @@ class EntityRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: EntityKind
-    id: str = Field(min_length=1, max_length=200, examples=["gpu-node-17"])
-    cluster: str = Field(default="default", min_length=1, max_length=200, examples=["west"])
+    id: Name = Field(examples=["gpu-node-17"])
+    cluster: Name = Field(default="default", examples=["west"])
 
 
 class SeriesIn(BaseModel):
@@ -25,7 +27,9 @@ class SeriesIn(BaseModel):
     entity: EntityRef
     metric: str = Field(pattern=r"^[A-Za-z_:][A-Za-z0-9_:.]{0,199}$", examples=["gpu_power_watts"])
     unit: str = Field(examples=["W"])
-    labels: dict[str, str] = Field(default_factory=dict, examples=[{"gpu": "0"}])
+    labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")], LabelValue] = Field(
+        default_factory=dict, max_length=32, examples=[{"gpu": "0"}]
+    )
     samples: list[tuple[float | datetime, float]] = Field(
         min_length=1,
         description="[timestamp, value] pairs; timestamp in epoch seconds or RFC 3339 with an offset.",

@@ -17,12 +17,15 @@ import orjson
 
 from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 from service.models.telemetry import ENTITY_KINDS
+from service.names import name_problem
+from service.ops.jsonguard import json_problem
 from service.telemetry.sample_checks import check_samples
 from service.telemetry.units import canonical_unit, known_units
 
-METRIC_RE = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:.]{0,199}$")
-LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
-NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+# \Z, not $: `$` also matches before a trailing newline, which let "cpu\n" through
+METRIC_RE = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:.]{0,199}\Z")
+LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
+METRIC_SHOWN = r"^[A-Za-z_:][A-Za-z0-9_:.]{0,199}$"
 MAX_LABELS = 32
 MAX_DETAILS = 50
 DEFAULT_CLUSTER = "default"
@@ -99,13 +102,17 @@ def decode_json(body: bytes) -> Any:
     if not body.strip():
         raise MalformedRequest('empty request body; send a JSON object {"series": [...]}')
     try:
-        return orjson.loads(body)
+        return orjson.loads(body)  # bounded itself: at most 1024 levels, 64-bit integers
     except orjson.JSONDecodeError:
         pass
+    if problem := json_problem(body):
+        raise InvalidInput(f"body: {problem}", details=[{"field": "body", "problem": problem}])
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MalformedRequest(f"body is not valid JSON: {error}") from error
+    except (ValueError, RecursionError) as error:  # past the guard's bounds all the same
+        raise InvalidInput(f"body: {error}", details=[{"field": "body", "problem": str(error)}]) from None
 
 
 def parse_batch(
@@ -186,8 +193,8 @@ def _parse_identity(
         problems.add(index, None, "entity.kind", f"{kind!r} is not one of {list(ENTITY_KINDS)}")
         ok = False
     for fld, value in (("entity.id", name), ("entity.cluster", cluster)):
-        if not isinstance(value, str) or not NAME_RE.match(value):
-            problems.add(index, None, fld, "must be a string of 1-200 printable characters")
+        if problem := name_problem(value):
+            problems.add(index, None, fld, problem)
             ok = False
     if set(entity) - {"kind", "id", "cluster"}:
         problems.add(
@@ -201,17 +208,21 @@ def _parse_identity(
         cluster = name
     metric = raw.get("metric")
     if not isinstance(metric, str) or not METRIC_RE.match(metric):
-        problems.add(index, None, "metric", f"{metric!r} must match {METRIC_RE.pattern}")
+        problems.add(index, None, "metric", f"{metric!r} must match {METRIC_SHOWN}")
         ok = False
-    labels = raw.get("labels") or {}
+    labels = raw.get("labels", {})
+    if labels is None:
+        labels = {}
     if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
         problems.add(index, None, "labels", f"must be an object of at most {MAX_LABELS} string labels")
         return None
     for label, value in labels.items():
-        if not LABEL_RE.match(label) or not isinstance(value, str) or len(value) > 200:
-            problems.add(
-                index, None, f"labels.{label}", f"needs a name matching {LABEL_RE.pattern} and a string value"
-            )
+        if not LABEL_RE.match(label):
+            shown = label.encode("unicode_escape").decode()[:100]
+            problems.add(index, None, f"labels.{shown}", "name must match ^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+            ok = False
+        elif problem := name_problem(value, allow_empty=True):
+            problems.add(index, None, f"labels.{label}", f"value {problem}")
             ok = False
     if not ok:
         return None

@@ -211,7 +211,10 @@ def test_keys_compared_in_constant_time_and_no_prefix_oracle(
     same_prefix = client.get("/v1/series", headers=bearer(wrong_secret))
     unknown = client.get("/v1/series", headers=bearer("fsk_000000000000_" + "A" * 43))
     assert same_prefix.status_code == unknown.status_code == 401
-    assert same_prefix.json() == unknown.json()  # nothing tells whether a prefix exists
+    bodies = [
+        {k: v for k, v in a.json()["error"].items() if k != "request_id"} for a in (same_prefix, unknown)
+    ]
+    assert bodies[0] == bodies[1]  # nothing tells whether a prefix exists
 
 
 def test_key_rotation(client: httpx.Client, admin_headers: dict[str, str]) -> None:
