@@ -213,7 +213,9 @@ def test_a_history_with_one_action_is_refused_with_the_reason(
     assert "observe" in refused.json()["error"]["message"]
 
 
-def test_rule_training_savings_and_bad_inputs(client: httpx.Client, keys: dict[str, dict[str, str]]) -> None:
+def test_rule_training_savings_and_bad_inputs(
+    client: httpx.Client, keys: dict[str, dict[str, str]], make_key: Callable[..., str]
+) -> None:
     shown = client.get("/v1/models/mitigation/rule", headers=keys["read"]).json()
     assert shown["source"] == "learned_practice" and shown["version"] is None
     assert shown["overrides"]["kinds"]["gpu_fell_off_bus"] == "drain_and_repair"
@@ -239,6 +241,11 @@ def test_rule_training_savings_and_bad_inputs(client: httpx.Client, keys: dict[s
         if m["name"] == "mitigation_causal"
     )
     assert mine["metrics"]["savings"]["statement"] == metrics["savings"]["statement"]
+    from tests.dashboard.conftest import login
+
+    assert login(client, make_key("read", name="viewer")).status_code in (200, 303)
+    page = client.get("/nodes")
+    assert page.status_code == 200 and metrics["savings"]["statement"] in page.text
 
     typical = {k: _history(3, seed=9)[1][k] for k in ("kind", "severity", "signals", "context")}
     learnt = client.post(

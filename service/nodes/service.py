@@ -211,6 +211,19 @@ def recommend(
     )
 
 
+def savings(session: Session) -> dict[str, Any] | None:
+    """The latest mitigation model's off-policy estimate of its saving (None: no model yet)."""
+    record = repo.latest_mitigation_model(session)
+    if record is None:
+        return None
+    found = (record.metrics or {}).get("savings")
+    return (
+        {**found, "version": record.version, "learner": record.metrics.get("selection", {}).get("learner")}
+        if found
+        else None
+    )
+
+
 def undecided_events(session: Session, node_id: int) -> list[int]:
     """Ids of the node's unresolved events that no mitigation decision has answered yet."""
     return repo.undecided_events(session, node_id)
