@@ -74,9 +74,9 @@ def existing_event_keys(
 
 
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One bulk insert (executemany / insertmanyvalues) of new event rows."""
+    """One Core bulk insert (executemany / insertmanyvalues, no ORM bookkeeping) of new event rows."""
     if rows:
-        session.execute(insert(NodeEvent), rows)
+        session.connection().execute(insert(NodeEvent.__table__), rows)
 
 
 def latest_rule(session: Session) -> ModelRecord | None:
