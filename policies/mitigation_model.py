@@ -466,8 +466,8 @@ class MitigationModel:
         t0 = self.codes(list(fallback), "fallback actions")
         expected = np.mean([f.learner.predict(x) for f in self._folds], axis=0)
         stderr = None
-        if self.learner == "causal_forest":
-            choice = expected.argmin(axis=1)
+        if self.learner == "causal_forest" and self.strictness is not None and self.strictness.z > 0:
+            choice = expected.argmin(axis=1)  # only the interval test reads it: skip the cost otherwise
             stderr = np.mean([f.learner.stderr(x, t0, choice) for f in self._folds], axis=0)
         profiles = [encoder.profile(e) for e in events]
         support = np.array([self._support.get(p, 0) for p in profiles])
