@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from policies.mitigation_types import (
     ACTIONS,
@@ -77,6 +78,21 @@ class HardFaultOverrides:
             action = self.severities[event.severity]
             return action, f"severity {event.severity!r} mandates {action}"
         return None
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any] | None) -> HardFaultOverrides:
+        """From `{"kinds": {kind: action}, "severities": {severity: action}}`; None: the defaults."""
+        if doc is None:
+            return cls()
+        kinds, severities = doc.get("kinds", {}), doc.get("severities", {})
+        if not isinstance(kinds, Mapping) or not isinstance(severities, Mapping):
+            raise InvalidPolicyInput(
+                "overrides.kinds and overrides.severities map a kind/severity to an action"
+            )
+        return cls(dict(kinds), dict(severities))
+
+    def to_mapping(self) -> dict[str, dict[str, str]]:
+        return {"kinds": dict(self.kinds), "severities": dict(self.severities)}
 
 
 def cap_guardrail(

@@ -18,6 +18,8 @@ from policies.types import InvalidPolicyInput
 
 if TYPE_CHECKING:
     from policies.mitigation_model import MitigationModel
+    from policies.mitigation_practice import DeclaredRule
+    from policies.mitigation_rules import HardFaultOverrides
 
 
 @dataclass(frozen=True)
@@ -152,13 +154,16 @@ class NodeEventRecord(NodeEvent):
 class MitigationInput:
     """What a mitigation policy decides on: the node, its event, how many nodes are out of service now
     (not counting this one) and the most allowed at once, and optionally the fitted causal model (the
-    service loads it from `models`; the policy's own `model` is used when this is None)."""
+    service loads it from `models`; the policy's own `model` is used when this is None), the user's
+    declared fallback rule and hard-fault overrides (None: the policy's own)."""
 
     node: str
     event: NodeEvent
     nodes_out_of_service: int = 0
     max_out_of_service: int = 1
     model: MitigationModel | None = field(default=None, compare=False)
+    rule: DeclaredRule | None = field(default=None, compare=False)
+    overrides: HardFaultOverrides | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.node, str) or not self.node:

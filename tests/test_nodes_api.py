@@ -177,3 +177,137 @@ def test_train_command(client: httpx.Client, migrated_url: str, keys: dict[str, 
     assert trained.returncode == 0, trained.stderr
     model = json.loads(trained.stdout.splitlines()[-1])
     assert model["name"] == "mitigation_causal" and model["version"] == 1
+
+
+def _one_fleet_event(i: int, action: str, downtime: float) -> dict[str, Any]:
+    return {
+        "node": f"m{i % 20}", "cluster": "east", "ts": T0 + 30 * i, "kind": "link_flap",
+        "signals": {"flaps": float(i % 7), "crc": float(i % 13)}, "action_taken": action,
+        "downtime_minutes": downtime,
+    }  # fmt: skip
+
+
+def test_bulk_import_counts_resends_and_repeats_within_the_batch(
+    client: httpx.Client, database: Database, keys: dict[str, dict[str, str]]
+) -> None:
+    events = [_one_fleet_event(i, "observe", 1.0) for i in range(300)]
+    first = client.post("/v1/node-events", json={"events": events}, headers=keys["ingest"])
+    assert first.json() == {"created": 300, "duplicates": 0}
+    again = events[:100] + [_one_fleet_event(i, "observe", 1.0) for i in range(300, 350)] + events[:5]
+    second = client.post("/v1/node-events", json={"events": again}, headers=keys["ingest"])
+    assert second.json() == {"created": 50, "duplicates": 105}
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM node_events")).scalar_one() == 350
+        assert connection.execute(text("SELECT count(*) FROM nodes")).scalar_one() == 20
+    listed = client.get("/v1/nodes/m3/events", params={"limit": 1000}, headers=keys["read"]).json()
+    assert len(listed) == len([i for i in range(350) if i % 20 == 3])
+
+
+def test_a_history_with_one_action_is_refused_with_the_reason(
+    client: httpx.Client, keys: dict[str, dict[str, str]]
+) -> None:
+    events = [_one_fleet_event(i, "observe", float(i % 5)) for i in range(400)]
+    client.post("/v1/node-events", json={"events": events}, headers=keys["ingest"])
+    refused = client.post("/v1/models/mitigation/train", json={"n_estimators": 8}, headers=keys["operate"])
+    assert refused.status_code == 422 and "at least two actions" in refused.json()["error"]["message"]
+    assert "observe" in refused.json()["error"]["message"]
+
+
+def test_rule_training_savings_and_bad_inputs(
+    client: httpx.Client, keys: dict[str, dict[str, str]], make_key: Callable[..., str]
+) -> None:
+    shown = client.get("/v1/models/mitigation/rule", headers=keys["read"]).json()
+    assert shown["source"] == "learned_practice" and shown["version"] is None
+    assert shown["overrides"]["kinds"]["gpu_fell_off_bus"] == "drain_and_repair"
+    no_default = {"clauses": [{"when": [{"signal": "ecc_errors", "value": 5}], "action": "reboot"}]}
+    bad = client.put("/v1/models/mitigation/rule", json=no_default, headers=keys["admin"])
+    assert bad.status_code == 422 and "default" in bad.text
+
+    client.post("/v1/node-events", json={"events": _history(1500)}, headers=keys["ingest"])
+    trained = client.post(
+        "/v1/models/mitigation/train",
+        json={"n_estimators": 24, "nuisance_estimators": 40},
+        headers=keys["operate"],
+    )
+    assert trained.status_code == 201, trained.text
+    metrics = trained.json()["metrics"]
+    assert metrics["selection"]["learner"] in {"t_learner", "x_learner", "dr_learner", "causal_forest"}
+    assert set(metrics["selection"]["learners"]) == {"t_learner", "x_learner", "dr_learner", "causal_forest"}
+    assert "against your current practice" in metrics["savings"]["statement"]
+    listed = client.get("/v1/models", headers=keys["read"]).json()
+    mine = next(
+        m
+        for m in (listed if isinstance(listed, list) else listed["items"])
+        if m["name"] == "mitigation_causal"
+    )
+    assert mine["metrics"]["savings"]["statement"] == metrics["savings"]["statement"]
+    from tests.dashboard.conftest import login
+
+    assert login(client, make_key("read", name="viewer")).status_code in (200, 303)
+    page = client.get("/nodes")
+    assert page.status_code == 200 and metrics["savings"]["statement"] in page.text
+
+    typical = {k: _history(3, seed=9)[1][k] for k in ("kind", "severity", "signals", "context")}
+    learnt = client.post(
+        "/v1/recommendations/mitigation", json={"node": "n2", "event": typical}, headers=keys["operate"]
+    ).json()
+    assert learnt["explanation"]["details"]["fallback_policy"]["source"] == "learned_practice"
+
+    # signals the model never saw, and none of those it relies on: the practice cannot be scored either
+    odd = {"kind": "ecc_errors", "signals": {"fan_rpm": 9000}}
+    answered = client.post(
+        "/v1/recommendations/mitigation", json={"node": "n2", "event": odd}, headers=keys["operate"]
+    )
+    assert answered.status_code == 201, answered.text
+    assert answered.json()["explanation"]["details"]["fallback"] == "missing_signals"
+    assert "ecc_errors" in answered.json()["explanation"]["fallback_reason"]
+
+    # a declared rule naming an action the history never took: a warning, a stated fallback, a 422 to train
+    rule = {
+        "clauses": [{"when": [{"signal": "ecc_errors", "op": ">=", "value": 100}], "action": "call_vendor"}],
+        "default": "observe",
+        "overrides": {"kinds": {"gpu_fell_off_bus": "drain_and_repair"}},
+    }
+    put = client.put("/v1/models/mitigation/rule", json=rule, headers=keys["admin"])
+    assert put.status_code == 200 and put.json()["source"] == "declared_rule" and put.json()["version"] == 1
+    assert "call_vendor" in put.json()["warnings"][0]
+    loud = {**typical, "signals": {**typical["signals"], "ecc_errors": 500}}
+    vendor = client.post(
+        "/v1/recommendations/mitigation", json={"node": "n2", "event": loud}, headers=keys["operate"]
+    ).json()
+    assert (
+        vendor["action"] == "call_vendor"
+        and vendor["explanation"]["details"]["fallback"] == "unknown_fallback_action"
+    )
+    assert vendor["explanation"]["details"]["fallback_policy"]["source"] == "declared_rule"
+    assert "rule_changed_since_training" in vendor["explanation"]["details"]
+    refused = client.post("/v1/models/mitigation/train", json={"n_estimators": 8}, headers=keys["operate"])
+    assert refused.status_code == 422 and "call_vendor" in refused.json()["error"]["message"]
+
+    # critical severity is no longer overridden (the overrides were replaced), and clearing restores them
+    critical = {**typical, "severity": "critical"}
+    free = client.post(
+        "/v1/recommendations/mitigation", json={"node": "n2", "event": critical}, headers=keys["operate"]
+    ).json()
+    assert not any(g["name"] == "hard_fault_override" for g in free["explanation"]["guardrails"])
+    cleared = client.delete("/v1/models/mitigation/rule", headers=keys["admin"]).json()
+    assert cleared["source"] == "learned_practice" and cleared["version"] == 2
+    assert cleared["overrides"]["severities"] == {"critical": "drain_and_repair"}
+
+
+def test_rule_command(migrated_url: str, tmp_path: Any) -> None:
+    from tests.test_auth import run_cli
+
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps({"clauses": [{"when": [{"signal": "flaps", "value": 3}], "action": "reset"}],
+                                "default": "observe"}))  # fmt: skip
+    declared = run_cli(migrated_url, "mitigation", "rule", "set", str(path))
+    assert declared.returncode == 0, declared.stderr
+    stored = json.loads(declared.stdout.splitlines()[-1])
+    assert stored["rule"]["clauses"][0]["action"] == "reset"
+    shown = json.loads(run_cli(migrated_url, "mitigation", "rule", "show").stdout.splitlines()[-1])
+    assert shown["source"] == "declared_rule" and shown["version"] == stored["version"]
+    path.write_text(json.dumps({"clauses": [{"when": [], "action": "x"}], "default": "y"}))
+    assert run_cli(migrated_url, "mitigation", "rule", "set", str(path)).returncode == 2
+    cleared = json.loads(run_cli(migrated_url, "mitigation", "rule", "clear").stdout.splitlines()[-1])
+    assert cleared["source"] == "learned_practice"

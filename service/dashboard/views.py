@@ -175,7 +175,7 @@ def power(session: Session) -> dict[str, Any]:
 
 def nodes_page(session: Session) -> dict[str, Any]:
     """Nodes that are not healthy or have events: their events, mitigations (with effect interval,
-    fallback and override) and outcomes."""
+    fallback and override) and outcomes, under the mitigation model's estimated saving."""
     rows = []
     for n in inventory.list_nodes(session, None, LIMIT, 0):
         events = nodes.list_events(session, n.name, n.cluster, 20, 0)
@@ -183,7 +183,7 @@ def nodes_page(session: Session) -> dict[str, Any]:
             continue
         mitigations, _ = _decisions(session, 10, kind="mitigation", target=n.name, cluster=n.cluster)
         rows.append({"node": n, "events": events, "mitigations": mitigations})
-    return {"nodes": rows}
+    return {"nodes": rows, "savings": nodes.savings(session)}
 
 
 def decisions_page(session: Session, filters: dict[str, str | None], limit: int = 100) -> dict[str, Any]:

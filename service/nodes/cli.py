@@ -1,8 +1,12 @@
-"""`foresight mitigation train`: fit the causal node-mitigation model on stored events into the registry."""
+"""`foresight mitigation train | rule show | rule set FILE | rule clear`: fit the node-mitigation model on
+stored events into the registry, and see or declare its fallback rule and hard-fault overrides."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,15 +15,17 @@ from service.config import get_settings
 from service.db import Database
 from service.errors import ForesightError
 from service.nodes import service
-from service.nodes.schemas import MitigationTrainRequest
+from service.nodes.schemas import MitigationRuleIn, MitigationTrainRequest
 
 console = Console(stderr=True)
 mitigation_app = typer.Typer(help="Causal node mitigation.", no_args_is_help=True)
+rule_app = typer.Typer(help="The fallback: a declared rule (or learned practice) and overrides.")
+mitigation_app.add_typer(rule_app, name="rule", no_args_is_help=True)
 
 
 @mitigation_app.command("train")
 def train(
-    n_estimators: Annotated[int, typer.Option(min=4, help="Causal-forest trees (a multiple of 4)")] = 200,
+    n_estimators: Annotated[int, typer.Option(min=4, help="Causal-forest trees (a multiple of 4)")] = 48,
     min_events: Annotated[int, typer.Option(min=20, help="Refuse to fit on fewer usable events")] = 200,
     min_per_action: Annotated[int, typer.Option(min=5, help="Refuse when an action has fewer events")] = 20,
     seed: Annotated[int, typer.Option(min=0)] = 0,
@@ -43,3 +49,45 @@ def train(
         database.dispose()
     console.print(f"trained {model.name} v{model.version} on {model.metrics.get('n_events')} events")
     typer.echo(model.model_dump_json())
+
+
+def _run(action: Callable[[Any], Any]) -> None:
+    database = Database(get_settings())
+    try:
+        with database.session() as session:
+            out = action(session)
+    except ForesightError as error:
+        console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+    for warning in getattr(out, "warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    typer.echo(out.model_dump_json())
+
+
+@rule_app.command("show")
+def rule_show() -> None:
+    """Print the current fallback setting as JSON."""
+    _run(service.get_rule)
+
+
+@rule_app.command("set")
+def rule_set(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON: clauses, default, overrides")
+    ],
+) -> None:
+    """Declare the fallback rule and/or overrides from a JSON file (body of PUT .../mitigation/rule)."""
+    try:
+        body = MitigationRuleIn.model_validate(json.loads(path.read_text()))
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    _run(lambda session: service.set_rule(session, body))
+
+
+@rule_app.command("clear")
+def rule_clear() -> None:
+    """Back to the learned practice and the built-in overrides."""
+    _run(lambda session: service.set_rule(session, None))

@@ -1,15 +1,87 @@
-"""SQL of node events and the stored mitigation model."""
+"""SQL of node events (one at a time and in bulk), the stored mitigation model and the declared rule."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from service.models import Decision, ModelRecord, Node, NodeEvent
+from service.models import Cluster, Decision, ModelRecord, Node, NodeEvent
 
 MITIGATION_MODEL = "mitigation_causal"
+MITIGATION_RULE = "mitigation_rule"
+RULE_KIND = "policy_rule"
+CHUNK = 500
+"""Names or ids per IN (...) list: well inside SQLite's and Postgres's parameter limits."""
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def clusters_by_name(session: Session, names: set[str]) -> dict[str, int]:
+    """Cluster ids by name, creating the missing ones (few per import)."""
+    found: dict[str, int] = {}
+    for part in _chunks(sorted(names)):
+        found.update(
+            {n: i for n, i in session.execute(select(Cluster.name, Cluster.id).where(Cluster.name.in_(part)))}
+        )
+    missing = sorted(names - set(found))
+    if missing:
+        session.execute(insert(Cluster), [{"name": n} for n in missing])
+        for part in _chunks(missing):
+            query = select(Cluster.name, Cluster.id).where(Cluster.name.in_(part))
+            found.update({n: i for n, i in session.execute(query)})
+    return found
+
+
+def nodes_by_key(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Node ids by (cluster id, name), creating the missing ones with one bulk insert."""
+    found: dict[tuple[int, str], int] = {}
+    names = sorted({name for _, name in keys})
+    clusters = sorted({c for c, _ in keys})
+    for part in _chunks(names):
+        query = select(Node.cluster_id, Node.name, Node.id).where(
+            Node.name.in_(part), Node.cluster_id.in_(clusters)
+        )
+        found.update({(c, n): i for c, n, i in session.execute(query)})
+    missing = sorted(keys - set(found))
+    if missing:
+        session.execute(insert(Node), [{"cluster_id": c, "name": n} for c, n in missing])
+        for part in _chunks([n for _, n in missing]):
+            query = select(Node.cluster_id, Node.name, Node.id).where(
+                Node.name.in_(part), Node.cluster_id.in_(clusters)
+            )
+            found.update({(c, n): i for c, n, i in session.execute(query)})
+    return found
+
+
+def existing_event_keys(
+    session: Session, node_ids: set[int], first: datetime, last: datetime
+) -> set[tuple[int, datetime, str]]:
+    """(node id, ts, kind) of stored events of these nodes in [first, last]: what a resend repeats."""
+    out: set[tuple[int, datetime, str]] = set()
+    for part in _chunks(sorted(node_ids)):
+        query = select(NodeEvent.node_id, NodeEvent.ts, NodeEvent.kind).where(
+            NodeEvent.node_id.in_(part), NodeEvent.ts >= first, NodeEvent.ts <= last
+        )
+        out.update((node, ts, kind) for node, ts, kind in session.execute(query))
+    return out
+
+
+def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One Core bulk insert (executemany / insertmanyvalues, no ORM bookkeeping) of new event rows."""
+    if rows:
+        session.connection().execute(insert(NodeEvent.__table__), rows)
+
+
+def latest_rule(session: Session) -> ModelRecord | None:
+    query = select(ModelRecord).where(ModelRecord.kind == RULE_KIND, ModelRecord.name == MITIGATION_RULE)
+    return session.scalars(query.order_by(ModelRecord.version.desc()).limit(1)).first()
 
 
 def find_event(session: Session, node_id: int, ts: datetime, kind: str) -> NodeEvent | None:

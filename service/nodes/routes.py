@@ -1,5 +1,6 @@
 """HTTP routes of nodes: unhealthy-node events (single and bulk history import), mitigation
-recommendations (operate) and training the causal mitigation model (operate)."""
+recommendations (operate), training the mitigation model (operate) and its fallback setting — a declared
+rule and the hard-fault overrides (read to see, admin to change, like other configuration)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from service.nodes.schemas import (
     BulkNodeEvents,
     BulkResult,
     MitigationRequest,
+    MitigationRuleIn,
+    MitigationRuleOut,
     MitigationTrainRequest,
     NodeEventIn,
     NodeEventOut,
@@ -26,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["nodes"])
 Ingest = Annotated[Principal, Depends(require("ingest"))]
 Read = Annotated[Principal, Depends(require("read"))]
 Operate = Annotated[Principal, Depends(require("operate"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 Name = PathName
 
 
@@ -83,3 +87,30 @@ def recommend(
 )
 def train(_: Operate, session: SessionDep, body: MitigationTrainRequest | None = None) -> ModelOut:
     return service.train(session, body or MitigationTrainRequest())
+
+
+@router.get(
+    "/models/mitigation/rule",
+    response_model=MitigationRuleOut,
+    summary="The mitigation fallback: a declared rule or the learned practice, and the hard-fault overrides",
+)
+def get_rule(_: Read, session: SessionDep) -> MitigationRuleOut:
+    return service.get_rule(session)
+
+
+@router.put(
+    "/models/mitigation/rule",
+    response_model=MitigationRuleOut,
+    summary="Declare the fallback rule (thresholds over your signals -> action) and/or the overrides",
+)
+def put_rule(_: Admin, session: SessionDep, body: MitigationRuleIn) -> MitigationRuleOut:
+    return service.set_rule(session, body)
+
+
+@router.delete(
+    "/models/mitigation/rule",
+    response_model=MitigationRuleOut,
+    summary="Back to the learned practice as the fallback and the built-in overrides",
+)
+def delete_rule(_: Admin, session: SessionDep) -> MitigationRuleOut:
+    return service.set_rule(session, None)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from policies.mitigation_types import ACTIONS_BY_NAME
+from policies.mitigation_learners import LEARNERS
 from service.names import Name, Number, ShortName, name_problem
 
-ACTION_NAMES = tuple(ACTIONS_BY_NAME)
 MAX_SIGNALS = 256
 """Signals (and context entries) one event may carry: far more than any detector reports."""
-MAX_BULK_EVENTS = 1000
-"""Events one bulk import may carry: each is looked up and stored, so 10,000 took over a minute (a
-client timeout); import longer histories in several requests."""
+MAX_BULK_EVENTS = 10_000
+"""Events one bulk import may carry (looked up and inserted in bulk, all or nothing)."""
 
 
 class NodeEventBody(BaseModel):
@@ -38,7 +36,9 @@ class NodeEventBody(BaseModel):
         default_factory=dict, max_length=MAX_SIGNALS, description="e.g. hardware age, workload type"
     )
     action_taken: str | None = Field(
-        default=None, max_length=64, description=f"One of {', '.join(ACTION_NAMES)}"
+        default=None,
+        max_length=64,
+        description="The action the operators took, named as the fleet names it (e.g. reboot, drain)",
     )
     downtime_minutes: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
@@ -51,9 +51,10 @@ class NodeEventBody(BaseModel):
 
     @field_validator("action_taken")
     @classmethod
-    def _known_action(cls, value: str | None) -> str | None:
-        if value is not None and value not in ACTIONS_BY_NAME:
-            raise ValueError(f"{value!r} is not an action; use one of {', '.join(ACTION_NAMES)}")
+    def _printable_action(cls, value: str | None) -> str | None:
+        """Fleets name their own actions (issue 15); the name still follows the name policy."""
+        if value is not None and (problem := name_problem(value, max_length=64)):
+            raise ValueError(problem)
         return value
 
     @field_validator("context")
@@ -117,9 +118,72 @@ class MitigationRequest(BaseModel):
 
 
 class MitigationTrainRequest(BaseModel):
+    """Fit on every stored event with a known action and downtime. The learners are compared and the
+    strictness chosen by doubly-robust off-policy evaluation on held-out history."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    n_estimators: int = Field(default=200, ge=4, le=2000, multiple_of=4)
+    n_estimators: int = Field(default=48, ge=4, le=2000, multiple_of=4, description="Causal-forest trees")
+    nuisance_estimators: int = Field(default=80, ge=10, le=2000, description="LightGBM trees per model")
+    learners: list[Literal["t_learner", "x_learner", "dr_learner", "causal_forest"]] = Field(
+        default_factory=lambda: list(LEARNERS), min_length=1, description="Estimators to compare"
+    )
+    folds: int = Field(default=3, ge=2, le=10, description="Cross-fitting folds")
     min_events: int = Field(default=200, ge=20, le=10_000_000)
     min_per_action: int = Field(default=20, ge=5, le=100_000)
     seed: int = Field(default=0, ge=0)
+
+
+class RuleCondition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str = Field(min_length=1, max_length=200, description="A signal name, or context.<name>")
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
+    value: float | str = Field(description="A number (or a label, with == / !=)")
+
+
+class RuleClause(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    when: list[RuleCondition] = Field(min_length=1, max_length=20, description="All must hold")
+    action: str = Field(min_length=1, max_length=64)
+
+
+class OverridesIn(BaseModel):
+    """Hard faults no estimate may second-guess: event kind -> action, severity -> action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kinds: dict[str, str] = Field(default_factory=dict)
+    severities: dict[str, str] = Field(default_factory=dict)
+
+
+class MitigationRuleIn(BaseModel):
+    """The fallback of causal mitigation and its overrides. `clauses` + `default`: a declared rule over
+    your own signal names (first matching clause wins); no clauses and no default: the practice learned
+    from your history. `overrides` omitted: the built-in hard-fault overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clauses: list[RuleClause] = Field(default_factory=list, max_length=100)
+    default: str | None = Field(default=None, min_length=1, max_length=64)
+    overrides: OverridesIn | None = None
+
+    @model_validator(mode="after")
+    def _default_with_clauses(self) -> MitigationRuleIn:
+        if self.clauses and self.default is None:
+            raise ValueError("a declared rule with clauses needs a default action (when no clause matches)")
+        if isinstance(self.default, str) and not self.default.strip():
+            raise ValueError("default must name an action")
+        return self
+
+
+class MitigationRuleOut(BaseModel):
+    source: Literal["declared_rule", "learned_practice"]
+    rule: dict[str, Any] | None = Field(description="The declared rule (None: learned practice)")
+    overrides: dict[str, dict[str, str]]
+    version: int | None = Field(description="Version of the stored setting (None: never set)")
+    updated_at: datetime | None
+    warnings: list[str] = Field(
+        default_factory=list, description="Actions or signals the latest trained model has not seen"
+    )

@@ -1,6 +1,7 @@
-"""Unhealthy-node events in, mitigation decisions out: record events (idempotent), recommend an action
-with the causal policy (falling back to the legacy rule, and saying why, when there is no model or the
-estimate is unsure), and train the causal model from events whose action and downtime are known."""
+"""Unhealthy-node events in, mitigation decisions out: record events (idempotent; history in bulk),
+recommend an action with the causal policy (falling back to the fleet's learned practice or the user's
+declared rule, and saying why), train the model from events whose action and downtime are known, and
+keep the declared rule and hard-fault overrides (versioned rows of the `models` registry)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from policies.mitigation_model import MitigationModel
+from policies.mitigation_practice import DeclaredRule
+from policies.mitigation_rules import HardFaultOverrides
 from policies.mitigation_types import MitigationInput, NodeEventRecord
 from policies.types import PolicyError, jsonable
 from service.config import Settings
@@ -27,6 +30,8 @@ from service.nodes.schemas import (
     BulkNodeEvents,
     BulkResult,
     MitigationRequest,
+    MitigationRuleIn,
+    MitigationRuleOut,
     MitigationTrainRequest,
     NodeEventBody,
     NodeEventIn,
@@ -111,14 +116,29 @@ def record_event(session: Session, name: str, body: NodeEventIn) -> tuple[NodeEv
 
 
 def record_events(session: Session, body: BulkNodeEvents) -> BulkResult:
-    """Import history: all events or none (a bad one names its index)."""
-    created = duplicates = 0
+    """Import history: all events or none (a bad one names its index). Validates everything first, then
+    looks nodes and already-stored events up in bulk and inserts the new events at once."""
+    stamps = []
     for i, item in enumerate(body.events):
-        node, _ = inventory.find_or_create(session, Node, item.node, item.cluster)
-        _, new = _store(session, node, item, f"events[{i}]")
-        created += int(new)
-        duplicates += int(not new)
-    return BulkResult(created=created, duplicates=duplicates)
+        _check(item, f"events[{i}]")
+        stamps.append(_ts(item.ts, f"events[{i}].ts"))
+    clusters = repo.clusters_by_name(session, {item.cluster for item in body.events})
+    nodes = repo.nodes_by_key(session, {(clusters[item.cluster], item.node) for item in body.events})
+    node_ids = [nodes[(clusters[item.cluster], item.node)] for item in body.events]
+    seen = repo.existing_event_keys(session, set(node_ids), min(stamps), max(stamps))
+    rows: list[dict[str, Any]] = []
+    for item, ts, node_id in zip(body.events, stamps, node_ids, strict=True):
+        key = (node_id, ts, item.kind)
+        if key in seen:  # stored before, or repeated within this import
+            continue
+        seen.add(key)
+        rows.append({
+            "node_id": node_id, "ts": ts, "kind": item.kind, "severity": item.severity,
+            "signals": dict(item.signals), "context": dict(item.context),
+            "action_taken": item.action_taken, "downtime_minutes": item.downtime_minutes,
+        })  # fmt: skip
+    repo.add_events(session, rows)
+    return BulkResult(created=len(rows), duplicates=len(body.events) - len(rows))
 
 
 def list_events(
@@ -161,6 +181,7 @@ def recommend(
         assert body.event is not None
         event, _ = _store(session, node, body.event, "event")
     model, record = _loaded_model(session)
+    rule, overrides, rule_row = _rule_setting(session)
     record_of_event = NodeEventRecord(dict(event.signals), dict(event.context), event.kind, event.severity)
     inputs = MitigationInput(
         node=node.name,
@@ -168,6 +189,8 @@ def recommend(
         nodes_out_of_service=repo.out_of_service(session, node.cluster_id, node.id),
         max_out_of_service=settings.max_nodes_out_of_service,
         model=model,
+        rule=rule,
+        overrides=overrides,
     )
     try:
         decision = policy.decide(inputs)
@@ -175,6 +198,12 @@ def recommend(
         raise InvalidInput(f"cannot decide for node {node.name!r}: {error}") from error
     decision.params["event_id"] = event.id
     decision.details["model"] = {"id": record.id, "version": record.version} if record is not None else None
+    rule_version = rule_row.version if rule_row is not None else None
+    if record is not None and record.params.get("rule_version") != rule_version:
+        decision.details["rule_changed_since_training"] = (
+            f"the fallback setting is version {rule_version}, the model was trained with version "
+            f"{record.params.get('rule_version')}: retrain for its off-policy estimate to reflect it"
+        )
     return decisions.record(
         session,
         decision,
@@ -187,13 +216,28 @@ def recommend(
     )
 
 
+def savings(session: Session) -> dict[str, Any] | None:
+    """The latest mitigation model's off-policy estimate of its saving (None: no model yet)."""
+    record = repo.latest_mitigation_model(session)
+    if record is None:
+        return None
+    found = (record.metrics or {}).get("savings")
+    return (
+        {**found, "version": record.version, "learner": record.metrics.get("selection", {}).get("learner")}
+        if found
+        else None
+    )
+
+
 def undecided_events(session: Session, node_id: int) -> list[int]:
     """Ids of the node's unresolved events that no mitigation decision has answered yet."""
     return repo.undecided_events(session, node_id)
 
 
 def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
-    """Fit the causal model on every event with a known action and downtime; store it in `models`."""
+    """Fit the model on every event with a known action and downtime (overridden events excluded, the
+    declared rule as the fallback when there is one); store it in `models`. Its metrics hold the learner
+    selection and the off-policy estimate of the saving."""
     rows = repo.events_with_outcome(session)
     records = [
         NodeEventRecord(
@@ -201,11 +245,23 @@ def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
         )
         for r in rows
     ]
+    rule, overrides, rule_row = _rule_setting(session)
     model = MitigationModel(
-        n_estimators=body.n_estimators, min_events=body.min_events, min_per_action=body.min_per_action
+        n_estimators=body.n_estimators,
+        nuisance_estimators=body.nuisance_estimators,
+        folds=body.folds,
+        learners=body.learners,
+        min_events=body.min_events,
+        min_per_action=body.min_per_action,
     )
     try:
-        model.fit(records, seed=body.seed)
+        model.fit(
+            records,
+            seed=body.seed,
+            exclude_kinds=list(overrides.kinds),
+            exclude_severities=list(overrides.severities),
+            rule=rule,
+        )
     except PolicyError as error:
         raise InvalidInput(str(error)) from error
     description: dict[str, Any] = model.describe()
@@ -222,7 +278,9 @@ def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
                 "n_estimators": body.n_estimators,
                 "min_events": body.min_events,
                 "seed": body.seed,
+                "learners": list(body.learners),
                 "actions": list(model.actions),
+                "rule_version": rule_row.version if rule_row is not None else None,
             },
             metrics=jsonable(description),
             training_start=first,
@@ -231,3 +289,74 @@ def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
         ),
     )
     return model_out(row)
+
+
+def _rule_setting(session: Session) -> tuple[DeclaredRule | None, HardFaultOverrides, ModelRecord | None]:
+    """The stored fallback setting: the declared rule (None: learned practice), the overrides, the row."""
+    row = repo.latest_rule(session)
+    if row is None:
+        return None, HardFaultOverrides(), None
+    doc = row.params or {}
+    rule = DeclaredRule.from_mapping(doc["rule"]) if doc.get("rule") else None
+    return rule, HardFaultOverrides.from_mapping(doc.get("overrides")), row
+
+
+def _rule_out(session: Session, row: ModelRecord | None) -> MitigationRuleOut:
+    rule, overrides, _ = _rule_setting(session)
+    warnings: list[str] = []
+    model, _ = _loaded_model(session)
+    if model is not None and model.encoder is not None:
+        actions = (rule.actions if rule else set()) | {
+            *overrides.kinds.values(),
+            *overrides.severities.values(),
+        }
+        unknown = sorted(actions - set(model.actions))
+        if unknown:
+            warnings.append(
+                f"actions {unknown} are not among the latest model's actions {list(model.actions)}: "
+                f"events they decide fall back to them unscored, and training refuses a rule naming them"
+            )
+        known = {k.removeprefix("signal.") for k in model.encoder.numeric} | set(model.encoder.categorical)
+        signals = sorted(s for s in (rule.signals if rule else set()) if s not in known)
+        if signals:
+            warnings.append(f"signals {signals} never appeared in the history the latest model learned from")
+    return MitigationRuleOut(
+        source="declared_rule" if rule is not None else "learned_practice",
+        rule=rule.to_mapping() if rule is not None else None,
+        overrides=overrides.to_mapping(),
+        version=row.version if row is not None else None,
+        updated_at=row.created_at if row is not None else None,
+        warnings=warnings,
+    )
+
+
+def get_rule(session: Session) -> MitigationRuleOut:
+    """The current fallback setting (learned practice and the built-in overrides until one is set)."""
+    return _rule_out(session, repo.latest_rule(session))
+
+
+def set_rule(session: Session, body: MitigationRuleIn | None) -> MitigationRuleOut:
+    """Store a new version of the fallback setting (None: back to learned practice, default overrides)."""
+    doc: dict[str, Any] = {"rule": None, "overrides": None}
+    if body is not None:
+        if body.default is not None:
+            doc["rule"] = {"clauses": [c.model_dump() for c in body.clauses], "default": body.default}
+        if body.overrides is not None:
+            doc["overrides"] = body.overrides.model_dump()
+    try:
+        if doc["rule"]:
+            DeclaredRule.from_mapping(doc["rule"])
+        HardFaultOverrides.from_mapping(doc["overrides"])
+    except PolicyError as error:
+        raise InvalidInput(str(error), details=[{"loc": ["body"], "msg": str(error)}]) from error
+    row = registry.add_model(
+        session,
+        ModelRecord(
+            kind=repo.RULE_KIND,
+            name=repo.MITIGATION_RULE,
+            version=registry.next_version(session, repo.MITIGATION_RULE),
+            params=doc,
+            metrics={},
+        ),
+    )
+    return _rule_out(session, row)

@@ -1,8 +1,8 @@
 """Mitigation inputs for the policy conformance suite, and the small seeded model the tests share.
 
 `example_inputs()` are ordinary decisions (a fitted model travels in the input); `fallback_inputs()` must
-make `mitigation_causal` fall back (no model; an event from the thin-data region the history barely
-covers). The model is fitted once per process on 1,500 synthetic events with a few trees (~1 s).
+make `mitigation_causal` fall back (no model; an event lacking a signal every training event had). The
+model is fitted once per process on 1,500 synthetic events with a few trees (~5 s).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def example_inputs() -> list[tuple[str, Any]]:
 
 
 def fallback_inputs() -> list[tuple[str, Any]]:
-    thin = event(ecc=60, xid=3, temp=82, hardware="v100", workload="training", age_days=1600)
+    lacking = event(ecc=60, xid=3, temp=82, hardware="v100", workload="training", age_days=1600)
+    lacking.signals.pop("xid_errors")
     return [
         ("mitigation_causal", MitigationInput("node-8", event(ecc=40), 0, 2)),  # no model
-        ("mitigation_causal", MitigationInput("node-9", thin, 0, 2, small_model())),  # thin data
+        ("mitigation_causal", MitigationInput("node-9", lacking, 0, 2, small_model())),  # missing signal
     ]

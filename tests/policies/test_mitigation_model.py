@@ -1,5 +1,6 @@
-"""The causal mitigation model: it removes the legacy rule's confounding, ranks actions per event, says
-how sure it is, refuses too little history, and survives a round trip through bytes."""
+"""The mitigation model: it learns the fleet's practice, compares four learners and the strictness by
+doubly-robust off-policy value on held-out history, reports what it would have saved, is blind to the
+outcome's units, refuses histories it cannot learn from with a reason, and survives a round trip."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ import json
 import numpy as np
 import pytest
 
+from policies.mitigation_learners import LEARNERS
 from policies.mitigation_model import FeatureEncoder, InsufficientHistory, MitigationModel, ModelNotFitted
-from policies.mitigation_synthetic import generate, in_thin_region
-from policies.mitigation_types import HARD_FAULT_KINDS, NodeEvent, NodeEventRecord
+from policies.mitigation_ope import Strictness, dr_scores, gate, saving
+from policies.mitigation_practice import DeclaredRule
+from policies.mitigation_synthetic import generate
+from policies.mitigation_types import NodeEvent, NodeEventRecord
+from policies.types import InvalidPolicyInput
 from tests.policies.examples_mitigation import event, history, small_model
 
 
-def _test_set() -> tuple[list, np.ndarray]:
-    data = generate(800, seed=21)
-    keep = ~data.hard_fault
-    return [e for e, k in zip(data.events, keep, strict=True) if k], data.expected[keep]
+def _scaled(records: list[NodeEventRecord], factor: float) -> list[NodeEventRecord]:
+    return [
+        NodeEventRecord(
+            r.signals, r.context, r.kind, r.severity, r.action, (r.downtime_minutes or 0) * factor
+        )
+        for r in records
+    ]
 
 
 def test_fit_refuses_too_little_history_and_says_how_much_is_needed() -> None:
@@ -25,105 +33,122 @@ def test_fit_refuses_too_little_history_and_says_how_much_is_needed() -> None:
         MitigationModel().fit(generate(120, seed=1).records)
 
 
-def test_fit_names_the_action_with_too_few_events() -> None:
+def test_a_history_with_one_action_gets_a_reason_not_a_crash() -> None:
+    one = [r for r in history().records if r.action == "observe"]
+    with pytest.raises(InsufficientHistory, match="at least two actions"):
+        MitigationModel().fit(one)
+
+
+def test_rare_actions_are_dropped_and_counted_unless_asked_for() -> None:
     records = [r for r in history().records if r.action != "reboot"][:600]
     records += [r for r in history().records if r.action == "reboot"][:5]
+    model = MitigationModel(n_estimators=8, learners=("t_learner",)).fit(records)
+    assert "reboot" not in model.actions and model.describe()["dropped"]["rare_action:reboot"] == 5
     with pytest.raises(InsufficientHistory, match="reboot"):
-        MitigationModel(n_estimators=8).fit(records)
+        MitigationModel(n_estimators=8).fit(records, actions=["observe", "reboot", "live_migrate"])
 
 
-def test_effects_undo_the_confounding_that_fools_a_naive_comparison() -> None:
+def test_practice_is_the_most_probable_logged_action() -> None:
     data, model = history(), small_model()
     ok = ~data.hard_fault
-    y = np.array([r.downtime_minutes for r in data.records])
-    drain, observe = ok & (data.logged == 3), ok & (data.logged == 0)
-    true = float((data.expected[ok, 3] - data.expected[ok, 0]).mean())
-    naive = float(y[drain].mean() - y[observe].mean())
-    estimate = model.describe()["ate_vs_reference_90"]["drain_and_repair"]["effect"]
-    assert abs(estimate - true) < 0.5 * abs(naive - true)
+    events = [e for e, k in zip(data.events, ok, strict=True) if k]
+    actions, prob = model.practice(events)
+    logged = [data.actions[i] for i in data.logged[ok]]
+    assert np.mean([a == b for a, b in zip(actions, logged, strict=True)]) > 0.6
+    assert ((prob > 0) & (prob <= 1)).all()
+    assert model.describe()["fallback_policy"]["source"] == "learned_practice"
 
 
-def test_per_event_effects_track_the_true_effects() -> None:
-    events, truth = _test_set()
-    est = small_model().estimate(events, ["observe"] * len(events))
-    for j in range(1, 4):
-        assert np.corrcoef(est.effect[:, j], truth[:, j] - truth[:, 0])[0, 1] > 0.6
-    assert np.mean(est.expected.argmin(axis=1) == truth.argmin(axis=1)) > 0.6
-
-
-def test_intervals_widen_with_confidence_and_vanish_against_itself() -> None:
-    events, _ = _test_set()
-    model = small_model()
-    _, lo80, hi80 = model.effect_interval(events[:50], "reboot", "observe", alpha=0.2)
-    effect, lo99, hi99 = model.effect_interval(events[:50], "reboot", "observe", alpha=0.01)
-    assert (lo99 <= lo80).all() and (hi80 <= hi99).all() and (hi99 - lo99 > 0).all()
-    assert ((lo80 <= effect) & (effect <= hi80)).all()
-    same, lo, hi = model.effect_interval(events[:5], "reboot", "reboot")
-    np.testing.assert_allclose(np.c_[same, lo, hi], 0.0)
-
-
-def test_effect_vs_any_action_is_the_difference_of_effects_vs_reference() -> None:
-    events, _ = _test_set()
-    model = small_model()
-    vs_ref = model.estimate(events[:40], ["observe"] * 40)
-    vs_reboot = model.estimate(events[:40], ["reboot"] * 40)
-    np.testing.assert_allclose(vs_reboot.effect, vs_ref.effect - vs_ref.effect[:, [2]], atol=1e-8)
-    np.testing.assert_allclose(vs_ref.expected, vs_reboot.expected)
-
-
-def test_support_counts_past_events_with_the_same_labelled_context() -> None:
-    model, data = small_model(), history()
-    est = model.estimate([event(hardware="v100", workload="training"), event()], ["observe"] * 2)
-    thin = sum(in_thin_region(r) for r in data.records if r.kind not in HARD_FAULT_KINDS)
-    assert est.support[0] == thin < 20 < 200 < est.support[1]
-    assert est.profiles[0] == ("hardware=v100", "workload=training")
-
-
-def test_encoder_fills_missing_numbers_with_training_medians_and_ignores_unseen_labels() -> None:
-    records = history().records[:300]
-    encoder = FeatureEncoder.fit([r.event for r in records])
-    base = event(hardware="tpu-v9")
-    sparse = NodeEvent({"ecc_errors": 3.0, "xid_errors": 0.0}, base.context, base.kind, base.severity)
-    row = encoder.transform([sparse])[0]
-    names = encoder.names
-    median = np.median([r.signals["temperature_c"] for r in records])
-    assert row[names.index("signal.temperature_c")] == pytest.approx(median)
-    assert all(row[i] == 0 for i, n in enumerate(names) if n.startswith("context.hardware="))
-    assert row[names.index("context.workload=inference")] == 1.0
-
-
-def test_describe_is_json_and_counts_what_was_used_and_dropped() -> None:
+def test_all_four_learners_are_compared_and_the_selection_is_reported() -> None:
     info = small_model().describe()
-    json.dumps(info)
-    data = history()
-    assert info["n_events"] == int((~data.hard_fault).sum())
-    assert info["dropped"] == {"hard_fault": int(data.hard_fault.sum())}
-    assert info["actions"][0] == info["reference"] == "observe"
-    assert sum(info["per_action"].values()) == info["n_events"]
-    assert 0 < info["metrics"]["nuisance_r2_downtime"] < 1
+    json.dumps(info, allow_nan=False)
+    selection = info["selection"]
+    assert set(selection["learners"]) == set(LEARNERS)
+    assert selection["learner"] in LEARNERS
+    chosen = selection["learners"][selection["learner"]]["best"]
+    assert chosen["saving"] == pytest.approx(info["savings"]["saving"])
+    assert info["savings"]["ci90"][0] > 0  # it beats the logged policy on this history
+    assert "cuts downtime by" in info["savings"]["statement"] and "90 % CI" in info["savings"]["statement"]
+
+
+def test_selection_is_blind_to_the_outcome_units() -> None:
+    records = history().records
+    minutes = MitigationModel(n_estimators=8, learners=("t_learner", "x_learner")).fit(records)
+    seconds = MitigationModel(n_estimators=8, learners=("t_learner", "x_learner")).fit(_scaled(records, 60.0))
+    assert minutes.learner == seconds.learner and minutes.strictness == seconds.strictness
+    assert minutes.saving is not None and seconds.saving is not None
+    assert seconds.saving.saving == pytest.approx(minutes.saving.saving, abs=0.02)
+
+
+def test_without_an_effect_no_setting_is_established() -> None:
+    rng = np.random.default_rng(3)
+    records = [
+        NodeEventRecord(
+            {"a": float(rng.normal()), "b": float(rng.normal())}, {}, "k", "warning",
+            str(rng.choice(["x", "y", "z"])), float(rng.gamma(2.0, 10.0)),
+        )
+        for _ in range(900)
+    ]  # fmt: skip
+    model = MitigationModel(n_estimators=8, learners=("t_learner",)).fit(records)
+    assert model.learner is None and model.strictness is None
+    events = [r.event for r in records[:20]]
+    fallback, _ = model.practice(events)
+    actions, codes = model.gate(model.estimate(events, fallback), fallback)
+    assert actions == fallback and set(codes) == {"not_established"}
+
+
+def test_dr_estimate_of_a_fixed_policy_covers_its_true_value() -> None:
+    data = generate(3000, seed=5, explore=1.0)  # uniform logging: the propensity is known, 1/4
+    ok = ~data.hard_fault
+    y = np.array([r.downtime_minutes for r in data.records])[ok]
+    t, truth = data.logged[ok], data.expected[ok]
+    rows = np.arange(len(y))
+    prop = np.full(truth.shape, 0.25)
+    mu = np.zeros_like(truth)  # no outcome model: pure inverse propensity weighting
+    gamma = dr_scores(y, t, mu, prop)
+    drain = saving(gamma[:, 3], y)
+    true = 1 - truth[:, 3].mean() / truth[rows, t].mean()
+    assert drain.lower <= true <= drain.upper
+    assert drain.describe()["includes_zero"] == (drain.lower <= 0 <= drain.upper)
+
+
+def test_gate_refuses_with_the_first_failing_knob() -> None:
+    pred = np.array([[10.0, 5.0], [10.0, 9.5], [10.0, 2.0], [3.0, 9.0]])
+    fallback = np.zeros(4, dtype=int)
+    prop = np.array([[0.9, 0.1], [0.9, 0.1], [0.99, 0.005], [0.5, 0.5]])
+    share = np.ones(4)
+    action, code = gate(pred, fallback, prop, share, None, Strictness(0.01, 0.0, 0.1, 0.0))
+    assert list(action) == [1, 0, 0, 0] and list(code) == [-1, 2, 0, -1]
+
+
+def test_declared_rule_with_unknown_actions_is_refused() -> None:
+    rule = DeclaredRule.from_mapping({"clauses": [], "default": "teleport"})
+    with pytest.raises(InvalidPolicyInput, match="teleport"):
+        MitigationModel(n_estimators=8, learners=("t_learner",)).fit(history().records, rule=rule)
+
+
+def test_encoder_reports_missing_and_unseen_signals() -> None:
+    encoder = FeatureEncoder.fit([event(ecc=1), event(ecc=5, hardware="a100")])
+    lacking = NodeEvent({"ecc_errors": 3.0, "fan_rpm": 1.0}, {"hardware": "h100"}, "ecc_errors")
+    assert "signal.xid_errors" in encoder.missing(lacking) and encoder.unseen(lacking) == ["signal.fan_rpm"]
+    row = encoder.transform([lacking])[0]
+    assert row[encoder.names.index("signal.xid_errors")] == 0.0  # the training median
 
 
 def test_round_trip_through_bytes_gives_the_same_estimates() -> None:
-    events, _ = _test_set()
     model = small_model()
+    events = [event(ecc=e) for e in (0, 30, 300)]
+    fallback, _ = model.practice(events)
     again = MitigationModel.from_bytes(model.to_bytes())
-    a, b = model.estimate(events[:30], ["observe"] * 30), again.estimate(events[:30], ["observe"] * 30)
-    np.testing.assert_allclose(a.expected, b.expected)
-    np.testing.assert_allclose(a.upper, b.upper)
-    assert again.describe() == model.describe()
+    np.testing.assert_allclose(
+        again.estimate(events, fallback).expected, model.estimate(events, fallback).expected
+    )
 
 
 def test_unfitted_or_foreign_artifacts_fail_clearly() -> None:
-    with pytest.raises(ModelNotFitted, match="fit"):
-        MitigationModel().estimate([event()], ["observe"])
     with pytest.raises(ModelNotFitted):
         MitigationModel().to_bytes()
-    with pytest.raises(ModelNotFitted, match="artifact"):
-        MitigationModel.from_bytes(b"not a model")
-
-
-def test_records_without_an_outcome_are_skipped() -> None:
-    records = list(history().records[:400])
-    records.append(NodeEventRecord({"ecc_errors": 1.0}, {}, "ecc_errors", "warning", None, None))
-    model = MitigationModel(n_estimators=8, nuisance_estimators=10).fit(records)
-    assert model.describe()["dropped"]["no_outcome"] == 1
+    with pytest.raises(ModelNotFitted):
+        MitigationModel.from_bytes(b"not a pickle")
+    with pytest.raises(InvalidPolicyInput):
+        MitigationModel(learners=("magic",))

@@ -1,19 +1,25 @@
-"""The causal mitigation policy and the legacy rule: choice, fallback, overrides, cap, evidence."""
+"""The causal mitigation policy and the legacy rule: choice, the fallback (learned practice, a declared
+rule, the legacy rule) and its stated source and reason, overrides, cap, evidence."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
 from policies.mitigation import CausalMitigationPolicy
-from policies.mitigation_rules import LegacyMitigationRule, legacy_action
+from policies.mitigation_practice import DeclaredRule
+from policies.mitigation_rules import HardFaultOverrides, LegacyMitigationRule, legacy_action
 from policies.mitigation_synthetic import generate
-from policies.mitigation_types import MitigationInput, takes_out_of_service
+from policies.mitigation_types import MitigationInput, NodeEvent
 from policies.types import Decision, InvalidPolicyInput, build_policy, registered_policies
 from tests.policies.examples_mitigation import event, example_inputs, fallback_inputs, small_model
+
+RULE = DeclaredRule.from_mapping(
+    {"clauses": [{"when": [{"signal": "ecc_errors", "op": ">=", "value": 100}], "action": "reboot"}],
+     "default": "observe"}
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -24,25 +30,16 @@ def decided() -> tuple[list[MitigationInput], list[Decision]]:
     return inputs, CausalMitigationPolicy().decide_many(inputs)
 
 
-def _first(
-    decided: tuple[list[MitigationInput], list[Decision]], test: object
-) -> tuple[MitigationInput, Decision]:
-    return next((i, d) for i, d in zip(*decided, strict=True) if test(i, d))  # type: ignore[operator]
-
-
 def test_both_policies_are_registered_as_mitigation() -> None:
-    names = registered_policies("mitigation")
-    assert {"mitigation_causal", "mitigation_legacy"} <= set(names)
-    assert isinstance(build_policy("mitigation_causal", alpha=0.1), CausalMitigationPolicy)
+    assert {"mitigation_causal", "mitigation_legacy"} <= set(registered_policies("mitigation"))
+    assert isinstance(build_policy("mitigation_causal", rule=RULE), CausalMitigationPolicy)
 
 
 def test_legacy_rule_escalates_with_the_worst_signal() -> None:
     assert legacy_action(event())[0] == "observe"
     assert legacy_action(event(ecc=25))[0] == "live_migrate"
     assert legacy_action(event(ecc=150))[0] == "reboot"
-    assert legacy_action(event(xid=2))[0] == "reboot"
     assert legacy_action(event(xid=5))[0] == "drain_and_repair"
-    assert legacy_action(event(temp=93))[0] == "drain_and_repair"
     assert legacy_action(event(kind="disk_failure"))[0] == "drain_and_repair"
 
 
@@ -54,152 +51,106 @@ def test_legacy_policy_respects_the_cap_except_for_hard_faults() -> None:
     assert hard.action == "drain_and_repair" and not hard.guardrails
 
 
-def test_without_a_model_it_falls_back_to_the_legacy_rule() -> None:
+def test_without_a_model_or_rule_the_legacy_rule_answers_and_says_so() -> None:
     decision = CausalMitigationPolicy().decide(MitigationInput("n", event(ecc=150), 0, 5))
-    assert decision.action == "reboot" and decision.fell_back
-    assert "no fitted" in str(decision.fallback_reason) and decision.details["fallback"] == "no_model"
+    assert decision.action == "reboot" and decision.details["fallback"] == "no_model"
+    assert decision.details["fallback_policy"]["source"] == "legacy_rule"
+    assert "legacy rule" in str(decision.fallback_reason)
 
 
-def test_when_confident_it_recommends_the_lowest_expected_downtime(decided) -> None:
-    confident = [(i, d) for i, d in zip(*decided, strict=True) if not d.fell_back and not d.guardrails]
-    assert len(confident) > 100
-    changed = 0
-    for _, d in confident:
-        costs = {c.action: c.expected_cost for c in d.candidates}
-        assert d.action == min(costs, key=costs.__getitem__) == d.details["causal_choice"]
-        changed += d.action != d.details["legacy_action"]
-    assert changed > 50  # it does overrule the legacy rule, not just agree with it
+def test_every_decision_names_its_fallback_source_and_reason(decided) -> None:
+    for d in decided[1]:
+        source = d.details["fallback_policy"]
+        assert source["source"] == "learned_practice" and source["why"] and source["action"]
+        if d.fell_back:
+            assert "learned practice decides" in str(d.fallback_reason)
 
 
-def test_an_overruled_legacy_action_has_an_interval_below_zero(decided) -> None:
-    _, d = _first(decided, lambda i, d: not d.fell_back and d.action != d.details["legacy_action"])
-    chosen = next(c for c in d.candidates if c.action == d.action)
-    low, high = chosen.params["interval"]
-    assert low <= chosen.params["effect_vs_legacy"] <= high < 0
-    assert high - low <= 60.0 and chosen.risk < 0.1
+def test_learned_choices_beat_practice_and_the_legacy_rule_on_fresh_events(decided) -> None:
+    data = generate(600, seed=31)
+    causal = data.downtime_of([d.action for d in decided[1]]).mean()
+    practice = data.downtime_of([d.details["fallback_action"] for d in decided[1]]).mean()
+    legacy = data.downtime_of([legacy_action(e)[0] for e in data.events]).mean()
+    assert causal < 0.75 * practice and causal < 0.75 * legacy
+    assert causal >= data.downtime_of(data.oracle()).mean()
 
 
-def test_candidates_carry_expected_downtime_and_probability_of_harm(decided) -> None:
-    _, d = _first(decided, lambda i, d: d.details["causal_choice"] is not None)
-    assert [c.action for c in d.candidates] == list(small_model().actions)
-    for c in d.candidates:
-        assert math.isfinite(c.expected_cost) and c.expected_cost >= 0 and 0 <= c.risk <= 1
-        assert c.params["takes_out_of_service"] == takes_out_of_service(c.action)
-    legacy = next(c for c in d.candidates if c.action == d.details["legacy_action"])
-    assert legacy.risk == 0 and legacy.params["interval"] == [0.0, 0.0]
+def test_a_declared_rule_is_the_fallback_when_given() -> None:
+    lacking = NodeEvent({"ecc_errors": 150.0}, {"hardware": "h100"}, "ecc_errors")
+    decision = CausalMitigationPolicy(small_model(), rule=RULE).decide(MitigationInput("n", lacking, 0, 5))
+    assert decision.action == "reboot" and decision.details["fallback"] == "missing_signals"
+    assert decision.details["fallback_policy"]["source"] == "declared_rule"
+    assert "declared rule clause 1" in str(decision.fallback_reason)
+    assert "xid_errors" in str(decision.fallback_reason)
 
 
-def test_uncertain_effects_fall_back(decided) -> None:
-    inputs = [
-        i for i, d in zip(*decided, strict=True) if not d.fell_back and d.action != d.details["legacy_action"]
-    ]
-    cautious = CausalMitigationPolicy(alpha=0.001).decide_many(inputs)
-    assert any(d.details["fallback"] == "crosses_zero" for d in cautious)
-    narrow = CausalMitigationPolicy(max_interval_width=1.0).decide_many(inputs)
-    assert all(d.details["fallback"] == "too_wide" for d in narrow)
-    for inp, d in zip(inputs, narrow, strict=True):
-        assert d.action == legacy_action(inp.event)[0] and "wide" in str(d.fallback_reason)
+def test_a_rule_action_the_history_never_took_falls_back_with_the_reason() -> None:
+    rule = DeclaredRule.from_mapping({"clauses": [], "default": "call_vendor"})
+    decision = CausalMitigationPolicy(small_model(), rule=rule).decide(MitigationInput("n", event(), 0, 5))
+    assert decision.action == "call_vendor" and decision.details["fallback"] == "unknown_fallback_action"
+    assert "call_vendor" in str(decision.fallback_reason)
 
 
-def test_thin_data_falls_back_even_when_the_model_has_an_opinion() -> None:
-    for _, inputs in fallback_inputs():
-        decision = CausalMitigationPolicy().decide(inputs)
-        assert decision.fell_back and decision.action == legacy_action(inputs.event)[0]
-    thin = fallback_inputs()[1][1]
-    decision = CausalMitigationPolicy().decide(thin)
-    assert decision.details["fallback"] == "thin_support" and decision.details["causal_choice"]
-    assert "hardware=v100, workload=training" in str(decision.fallback_reason)
-    relaxed = CausalMitigationPolicy(min_support=0).decide(thin)
-    assert relaxed.details["fallback"] != "thin_support"
+def test_unseen_signals_are_ignored_and_named() -> None:
+    odd = event(ecc=30)
+    odd.signals["fan_rpm"] = 9000.0
+    decision = CausalMitigationPolicy(small_model()).decide(MitigationInput("n", odd, 0, 5))
+    assert decision.details["ignored_signals"] == ["signal.fan_rpm"]
 
 
-def test_rare_actions_under_the_logging_policy_fall_back(decided) -> None:
-    inputs = [
-        i for i, d in zip(*decided, strict=True) if not d.fell_back and d.action != d.details["legacy_action"]
-    ]
-    strict = CausalMitigationPolicy(min_propensity=0.99).decide_many(inputs[:20])
-    assert all(d.details["fallback"] == "thin_overlap" for d in strict)
+def test_hard_fault_overrides_are_configurable() -> None:
+    hard = event(ecc=5, kind="gpu_fell_off_bus", severity="critical")
+    default = CausalMitigationPolicy(small_model()).decide(MitigationInput("n", hard, 5, 2))
+    assert default.action == "drain_and_repair" and default.guardrails[0].name == "hard_fault_override"
+    none = HardFaultOverrides.from_mapping({"kinds": {}, "severities": {}})
+    free = CausalMitigationPolicy(small_model()).decide(MitigationInput("n", hard, 0, 2, overrides=none))
+    assert not any(g.name == "hard_fault_override" for g in free.guardrails)
+    own = HardFaultOverrides.from_mapping({"kinds": {"ecc_errors": "reboot"}})
+    forced = CausalMitigationPolicy(small_model(), overrides=own).decide(MitigationInput("n", event(), 0, 2))
+    assert forced.action == "reboot"
 
 
-def test_hard_faults_get_the_mandated_action_even_over_the_cap() -> None:
-    hard = event(ecc=2, kind="gpu_fell_off_bus", severity="critical")
-    decision = CausalMitigationPolicy().decide(MitigationInput("n", hard, 9, 2, small_model()))
-    assert decision.action == "drain_and_repair" and not decision.fell_back
-    assert [g.name for g in decision.guardrails] == ["hard_fault_override"]
-    critical = CausalMitigationPolicy().decide(MitigationInput("n", event(severity="critical"), 0, 2))
-    assert critical.action == "drain_and_repair" and critical.guardrails[0].after == "drain_and_repair"
-
-
-def test_the_cap_keeps_the_node_in_service_with_the_best_in_service_action(decided) -> None:
-    inp, d = _first(
-        decided, lambda i, d: takes_out_of_service(d.action) and not d.fell_back and not d.guardrails
+def test_the_cap_keeps_the_node_in_service(decided) -> None:
+    inp, d = next(
+        (i, d) for i, d in zip(*decided, strict=True) if d.params["takes_out_of_service"] and not d.fell_back
     )
     capped = CausalMitigationPolicy().decide(MitigationInput(inp.node, inp.event, 4, 4, small_model()))
-    in_service = [c for c in capped.candidates if not c.params["takes_out_of_service"]]
-    assert capped.action == min(in_service, key=lambda c: c.expected_cost).action
+    assert not capped.params["takes_out_of_service"]
     assert capped.guardrails[0].name == "out_of_service_cap" and capped.guardrails[0].before == d.action
-    assert not any(c.feasible for c in capped.candidates if c.params["takes_out_of_service"])
-    below = CausalMitigationPolicy().decide(MitigationInput(inp.node, inp.event, 3, 4, small_model()))
-    assert below.action == d.action and not below.guardrails
 
 
-def test_model_in_the_constructor_or_as_bytes_decides_the_same(decided) -> None:
-    inputs = decided[0][:25]
+def test_candidates_carry_expected_downtime_and_the_effect_vs_fallback(decided) -> None:
+    d = next(d for d in decided[1] if d.details["causal_choice"] is not None)
+    costs = {c.action: c.expected_cost for c in d.candidates}
+    assert set(costs) == set(small_model().actions) and min(costs.values()) >= 0
+    fallback = next(c for c in d.candidates if c.action == d.details["fallback_action"])
+    assert fallback.params["effect_vs_fallback"] == 0 and fallback.risk == 0
+
+
+def test_model_as_bytes_and_single_decisions_match_the_batch(decided) -> None:
+    inputs = decided[0][:20]
     plain = [MitigationInput(i.node, i.event, 0, 100) for i in inputs]
     from_bytes = CausalMitigationPolicy(small_model().to_bytes()).decide_many(plain)
-    for a, b in zip(decided[1][:25], from_bytes, strict=True):
-        assert a.explanation() == b.explanation() and a.action == b.action
+    for a, b, inp in zip(decided[1][:20], from_bytes, inputs, strict=True):
+        assert a.explanation() == b.explanation()
+        assert CausalMitigationPolicy().decide(inp).explanation() == a.explanation()
+        json.dumps(a.explanation(), allow_nan=False)
 
 
-def test_decide_matches_decide_many_and_is_json(decided) -> None:
-    policy = CausalMitigationPolicy()
-    for inp, d in list(zip(*decided, strict=True))[:15]:
-        single = policy.decide(inp)
-        assert single.action == d.action and single.explanation() == d.explanation()
-        json.dumps(single.explanation(), allow_nan=False)
-
-
-def test_examples_are_well_formed_and_deterministic() -> None:
+def test_examples_are_well_formed_and_fallbacks_fall_back() -> None:
     for name, inputs in example_inputs() + fallback_inputs():
-        policy = build_policy(name)
-        first, second = policy.decide(inputs), policy.decide(inputs)
-        assert first.kind == "mitigation" and first.target == inputs.node
+        first, second = build_policy(name).decide(inputs), build_policy(name).decide(inputs)
         assert first.action in {c.action for c in first.candidates}
         assert first.explanation() == second.explanation()
-        json.dumps(first.explanation(), allow_nan=False)
+    assert all(build_policy(n).decide(i).fell_back for n, i in fallback_inputs())
 
 
 def test_rejects_what_it_cannot_decide_on() -> None:
     with pytest.raises(InvalidPolicyInput):
         CausalMitigationPolicy().decide({"node": "n"})  # type: ignore[arg-type]
     with pytest.raises(InvalidPolicyInput):
-        CausalMitigationPolicy(alpha=1.5)
-    with pytest.raises(InvalidPolicyInput):
         LegacyMitigationRule(in_service_action="reboot")
-
-
-def test_beats_the_legacy_rule_on_fresh_events(decided) -> None:
-    data = generate(600, seed=31)
-    causal = data.downtime_of([d.action for d in decided[1]]).mean()
-    legacy = data.downtime_of([legacy_action(e)[0] for e in data.events]).mean()
-    oracle = data.downtime_of(data.oracle()).mean()
-    assert causal < 0.75 * legacy and oracle <= causal
-    fell = np.array([d.fell_back for d in decided[1]])
-    assert 0.05 < fell.mean() < 0.6
-
-
-def test_normal_examples_do_not_fall_back_and_one_overrules_the_legacy_rule() -> None:
-    decisions = [build_policy(n).decide(i) for n, i in example_inputs()]
-    assert not any(d.fell_back for d in decisions)
-    assert any(d.policy == "mitigation_causal" and d.action != d.details["legacy_action"] for d in decisions)
-
-
-def test_after_a_fallback_the_cap_uses_the_legacy_rules_in_service_action() -> None:
-    thin = fallback_inputs()[1][1]
-    assert takes_out_of_service(legacy_action(thin.event)[0])
-    for model in (None, small_model()):
-        capped = MitigationInput(thin.node, thin.event, 2, 2, model)
-        decision = CausalMitigationPolicy().decide(capped)
-        assert decision.fell_back and decision.action == "live_migrate"
-        assert decision.guardrails[0].name == "out_of_service_cap"
-        assert "legacy rule's in-service" in decision.guardrails[0].reason
+    with pytest.raises(InvalidPolicyInput):
+        clause = {"when": [{"signal": "a", "op": "~", "value": 1}], "action": "x"}
+        DeclaredRule.from_mapping({"clauses": [clause], "default": "y"})
+    assert np.isfinite(small_model().describe()["savings"]["saving"])

@@ -217,7 +217,9 @@ def test_node_events_are_bounded(probe: Probe, database: Database, seeded: dict[
     event = {"cluster": "west", "kind": "ecc_errors"}
     probe.refused("POST", "/v1/nodes/n1/events", event | {"ts": -86400}, "ts")
     probe.refused("POST", "/v1/nodes/n1/events", event | {"ts": "1969-12-31T00:00:00Z"}, "ts")
-    probe.refused("POST", "/v1/nodes/n1/events", event | {"action_taken": "nuke_from_orbit"}, "action_taken")
+    # fleets name their own actions (a mitigation model learns them), but a name still obeys the policy
+    probe.refused("POST", "/v1/nodes/n1/events", event | {"action_taken": "reboot\x1b[2J"}, "action_taken")
+    probe.refused("POST", "/v1/nodes/n1/events", event | {"action_taken": " reboot"}, "action_taken")
     many = {f"s{i}": 1.0 for i in range(10_000)}
     probe.refused("POST", "/v1/nodes/n1/events", event | {"signals": many}, "signals")
     probe.refused("POST", "/v1/nodes/n1/events", event | {"signals": {"errors": True}}, "signals")
