@@ -56,9 +56,11 @@ def test_schemathesis_every_phase(
         command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900, check=False
     )
     summary = run.stdout[run.stdout.rfind("SUMMARY") :]
+    print(summary)  # the figures (cases, phases, warnings), shown with pytest -s
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     selected = re.search(r"Selected: (\d+)/(\d+)", summary)
     assert selected and selected.group(1) == selected.group(2), summary  # every operation
     assert "Network Error" not in summary and "timed out" not in run.stdout, summary
+    assert "Authentication failed" not in summary, summary  # the fuzzer's key was never revoked
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, summary
