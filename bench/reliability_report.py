@@ -272,6 +272,8 @@ HOSTILE_CLASSES: tuple[tuple[str, str, str, str], ...] = (
     ("node events before 1970, unknown `action_taken`, 10,000 signals, a boolean signal, cluster `probe\\n`",
      "2xx, stored", "422 naming `ts`, `action_taken`, `signals` (at most 256), `cluster`",
      "test_node_events_are_bounded"),
+    ("10,000 node events in one bulk import", "over 60 s (schemathesis: a timeout)",
+     "422 naming `events`: at most 2,000 per request", "test_node_events_are_bounded"),
     ("unknown body fields (`series_id` in POST /v1/models/train) and unknown query parameters",
      "ignored: trained on every series; filters silently dropped",
      "422 `body.series_id: unknown field` / `query.serie: unknown query parameter; this operation takes …`",
@@ -314,7 +316,10 @@ def hostile_section() -> list[str]:
     lines += [
         "", "Schemathesis's own runner covers every operation in every phase (examples, coverage, fuzzing, "
         "stateful) with no 5xx, no timeout and every answer conforming to the schema: "
-        "`tests/reliability/test_schemathesis.py`, part of `scripts/test.sh` (`make test`).", "",
+        "`tests/reliability/test_schemathesis.py`, part of `scripts/test.sh` (`make test`). Measured "
+        "2026-12-03 on SQLite, seed 18, 3 examples per operation and mode (`pytest -s "
+        "tests/reliability/test_schemathesis.py -k sqlite`): 55/55 operations, all four phases passed, "
+        "3,380 cases, 0 failures, 0 errors (no timeouts at 60 s per request), in 132 s.", "",
     ]  # fmt: skip
     return lines
 

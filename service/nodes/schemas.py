@@ -13,7 +13,7 @@ from service.names import Name, Number, ShortName, name_problem
 ACTION_NAMES = tuple(ACTIONS_BY_NAME)
 MAX_SIGNALS = 256
 """Signals (and context entries) one event may carry: far more than any detector reports."""
-MAX_BULK_EVENTS = 1000
+MAX_BULK_EVENTS = 2000
 """Events one bulk import may carry: each is looked up and stored, so 10,000 took over a minute (a
 client timeout); import longer histories in several requests."""
 
