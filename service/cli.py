@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from service import migrate
 from service.auth import service as auth_service
@@ -25,6 +26,7 @@ from service.forecasts.train_cli import train as forecast_train
 from service.integrations.cli import backfill as backfill_command
 from service.integrations.cli import sources_app
 from service.loop.cli import loop_app
+from service.names import shown
 from service.nodes.cli import mitigation_app
 from service.replays.cli import replay_app
 from service.startup import prepare_database
@@ -158,7 +160,7 @@ def keys_list() -> None:
     table = Table("id", "name", "prefix", "scopes", "created", "last used", "revoked")
     for row in rows:
         table.add_row(
-            str(row.id), row.name, row.prefix, ",".join(row.scopes),
+            str(row.id), Text(shown(row.name)), row.prefix, ",".join(row.scopes),
             row.created_at.isoformat(timespec="seconds"),
             row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "-",
             row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "-",

@@ -35,6 +35,12 @@ def name_problem(value: object, *, max_length: int = MAX_NAME, allow_empty: bool
     return None
 
 
+def shown(value: str) -> str:
+    """`value` safe to print to a terminal: unprintable characters escaped (names stored before this
+    policy may hold escape sequences)."""
+    return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
+
+
 def _checked(max_length: int, allow_empty: bool = False) -> AfterValidator:
     def check(value: str) -> str:
         problem = name_problem(value, max_length=max_length, allow_empty=allow_empty)

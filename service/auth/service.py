@@ -11,6 +11,7 @@ from service.auth.schemas import KeyCreated, KeyOut, Principal
 from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from service.models import ApiKey
 from service.models.base import utcnow
+from service.names import name_problem
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
@@ -23,6 +24,8 @@ def _out(row: ApiKey) -> KeyOut:
 
 
 def create_key(session: Session, name: str, scopes: list[str]) -> KeyCreated:
+    if problem := name_problem(name):
+        raise InvalidInput(f"name: {problem}", details=[{"field": "name", "problem": problem}])
     unknown = sorted(set(scopes) - set(keys.SCOPES))
     if not scopes or unknown:
         raise InvalidInput(f"scopes must be a non-empty subset of {list(keys.SCOPES)}; unknown: {unknown}")

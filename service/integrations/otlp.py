@@ -19,7 +19,7 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from service.errors import MalformedRequest, PayloadTooLarge
+from service.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 from service.integrations.convert import Pairs, RawBatch
 from service.integrations.protos import (
     FLAG_NO_RECORDED_VALUE,
@@ -28,6 +28,7 @@ from service.integrations.protos import (
     ExportMetricsServiceResponse,
 )
 from service.integrations.remote_write import UnsupportedMediaType
+from service.ops.jsonguard import json_problem
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 INVALID_CHARS = re.compile(r"[^A-Za-z0-9_]")
@@ -62,6 +63,8 @@ def parse(body: bytes, media: str) -> Any:
     request = ExportMetricsServiceRequest()
     try:
         if media == JSON:
+            if problem := json_problem(body):
+                raise InvalidInput(f"body: {problem}", details=[{"field": "body", "problem": problem}])
             json_format.Parse(body, request, ignore_unknown_fields=True)
         else:
             request.ParseFromString(body)

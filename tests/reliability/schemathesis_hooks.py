@@ -22,7 +22,7 @@ def _label(context: Any) -> str:
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Every phase's cases pass here (examples, coverage, fuzzing, stateful) just before they are sent."""
     parameters = case.path_parameters or {}
-    if parameters.get("key_id") == PROTECTED_KEY:
+    if str(parameters.get("key_id", "")).strip() == str(PROTECTED_KEY):
         parameters["key_id"] = -1
     if _label(context) == "POST /v1/models/train" and isinstance(case.body, dict):
         case.body.update(CHEAP_TRAINING)

@@ -7,6 +7,7 @@ code before the issue's fixes (500s, 2xx answers that stored the input, or a dro
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import random
@@ -162,6 +163,11 @@ def test_oversized_numbers_and_deep_nesting_are_refused_before_parsing(
     probe.refused(
         "PUT", "/v1/nodes/n1", b'{"cluster":"west","hardware":{"gpus":' + b"7" * 5000 + b"}}", "digits"
     )
+    code, _, _ = probe.send(
+        "POST", "/v1/metrics", gzip.compress(_nested(5000)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )  # fmt: skip
+    assert code == 422  # OTLP JSON, bounded after decompression
     assert rows(database) == before
 
 
@@ -224,6 +230,8 @@ def test_node_events_are_bounded(probe: Probe, database: Database, seeded: dict[
     probe.refused("POST", "/v1/nodes/n1/events", event | {"signals": many}, "signals")
     probe.refused("POST", "/v1/nodes/n1/events", event | {"signals": {"errors": True}}, "signals")
     probe.refused("POST", "/v1/nodes/n1/events", {"cluster": "probe\n", "kind": "ecc_errors"}, "cluster")
+    bulk = [event | {"node": "n1", "ts": T0 + i} for i in range(10_001)]  # over a request's worth
+    probe.refused("POST", "/v1/node-events", {"events": bulk}, "events")
     assert rows(database) == before
 
 
