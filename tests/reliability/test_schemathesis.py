@@ -5,9 +5,9 @@ key's id into its revocation). The run must end with no 5xx, no request timing o
 conforming to the documented status codes, content types, headers and schemas (exit code 0).
 
 Bounded for CI: a few examples per operation, a fixed seed (reproducible), one worker, on Postgres (the
-Python-driven fuzzer in test_fuzz.py covers both backends; CI refuses a skipped Postgres test). Real rows are seeded first so the per-resource
-operations reach them; tests/reliability/schemathesis_hooks.py keeps the fuzzer's own key from being
-revoked and trains only the cheap model."""
+Python-driven fuzzer in test_fuzz.py covers both backends; CI refuses a skipped Postgres test). Real
+rows are seeded first so the per-resource operations reach them; tests/reliability/schemathesis_hooks.py
+keeps the fuzzer's own key from being revoked and trains only the cheap model."""
 
 from __future__ import annotations
 
