@@ -27,8 +27,11 @@ from replay.traces import ReplayError, Trace, load_trace
 
 CONFIG_KEYS = {
     "step_seconds", "decision_interval_seconds", "speed", "tile", "cold_start_seconds", "observe",
-    "serving", "scaling", "cluster", "power", "max_steps", "warmup_seconds",
+    "serving", "scaling", "cluster", "power", "max_steps", "warmup_seconds", "initial_replicas",
 }  # fmt: skip
+INITIAL_STATES = ("static-plan", "cold")
+"""`initial_replicas` by name: the static plan a takeover replaces (default), or a cold start at
+`scaling.min_replicas`; an integer or one integer per workload states the current replicas outright."""
 Progress = Callable[[float], None]
 SLO_QUANTILE_MISS = 0.01
 """A decision window missed a p99 latency SLO when more than this share of its requests were over it."""
@@ -102,7 +105,8 @@ def simulate(
         raise ReplayError(f"policy {policy!r}: {exc}") from None
     rec = Recorder(steps, n_w)
     a = rec.arrays
-    ready = replicas_for(load[0], cap, util_target)
+    ready = initial_replicas(config.get("initial_replicas"), scfg, peaks, cap, util_target)
+    initial = ready.copy()
     pending = np.zeros((cold + 1, n_w), dtype=int)  # ring buffer by ready step
     backlog = np.zeros(n_w)
     violations = np.zeros((n_w, 2), dtype=int)
@@ -147,8 +151,8 @@ def simulate(
             diff = desired - current
             free = cluster.placement(10**9, now).sum() - int(current.sum())
             grow = _fit(np.maximum(diff, 0), max(int(free), 0))
-            pending[(s + cold) % (cold + 1) if cold and s else slot] += grow
-            if not cold or not s:  # no cold start: the run starts in the state the first decision asks for
+            pending[(s + cold) % (cold + 1)] += grow  # every scale-out waits, the first one too
+            if not cold:
                 ready += pending[slot]
                 pending[slot] = 0
             shrink = np.maximum(-diff, 0)
@@ -196,6 +200,7 @@ def simulate(
             progress((s + 1) / steps)
     facts = {
         "scaling_actions": actions,
+        "initial_replicas": initial,
         "cluster": cluster,
         "power": power,
         "serving": serving,
@@ -204,6 +209,36 @@ def simulate(
         "forecaster_error": getattr(adapter, "last_error", None),
     }
     return rec, facts
+
+
+def initial_replicas(
+    spec: Any, scfg: dict[str, Any], peaks: np.ndarray, cap: np.ndarray, util: float
+) -> np.ndarray:
+    """The replicas every policy starts from (the same for all, so a run measures the policy, not its
+    start): `static-plan` (default; what static peak provisions: a takeover of the plan users run
+    today), `cold` (a new workload at `scaling.min_replicas`), an integer, or one integer per workload."""
+    n_w = len(peaks)
+    low = int(scfg.get("min_replicas", 1))
+    high = scfg.get("max_replicas")
+    if spec is None or spec == "static-plan":
+        out = replicas_for(peaks, cap, util)
+    elif spec == "cold":
+        out = np.full(n_w, low)
+    elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+        out = np.full(n_w, spec)
+    elif (
+        isinstance(spec, list)
+        and len(spec) == n_w
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in spec)
+    ):
+        out = np.array(spec)
+    else:
+        raise ReplayError(
+            f"initial_replicas must be one of {', '.join(INITIAL_STATES)}, an integer >= 0 or a list of "
+            f"{n_w} such integers (one per workload), got {spec!r}"
+        )
+    out = np.maximum(out, low)
+    return (np.minimum(out, int(high)) if high is not None else out).astype(int)
 
 
 def window_missed_slo(requests: np.ndarray, over: np.ndarray, share: float = SLO_QUANTILE_MISS) -> np.ndarray:
