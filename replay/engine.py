@@ -70,7 +70,12 @@ def simulate(
     """Run one policy over a trace; returns the recorded state and run facts (actions, failures...)."""
     config = validate_config(config)
     scfg, dt = dict(config.get("scaling", {})), trace.step_seconds
-    serving = build_serving(trace, dict(config.get("serving", {})))
+    try:
+        slo = ScalingSlo.from_mapping(scfg, where="scaling")
+    except PolicyError as exc:
+        raise ReplayError(str(exc)) from None
+    serving = build_serving(trace, serving_config(trace, dict(config.get("serving", {})), slo))
+    check_objective(serving, slo)
     load = serving.observed_load()  # (S, W) in the unit of replica capacity
     steps, n_w = load.shape
     if config.get("max_steps"):
@@ -78,10 +83,7 @@ def simulate(
     k = max(round(float(config.get("decision_interval_seconds", 60.0)) / dt), 1)
     cold = max(round(float(config.get("cold_start_seconds", 120.0)) / dt), 0)
     cap = serving.replica_capacity
-    try:
-        util_target = ScalingSlo.from_mapping(scfg, where="scaling").target_utilisation
-    except PolicyError as exc:
-        raise ReplayError(str(exc)) from None
+    util_target = slo.target_utilisation
     observe = str(config.get("observe", "mean"))
     if observe not in ("mean", "max"):
         raise ReplayError(f"observe must be 'mean' or 'max', got {observe!r}")
@@ -94,6 +96,9 @@ def simulate(
     peak_replicas = int(replicas_for(load.max(axis=0), cap, util_target).sum())
     cluster = build_cluster(ccfg, peak_replicas, steps, dt, seed)
     power = PowerModel(dict(config.get("power", {})), cluster.nodes, cluster.gpus_per_node, dt)
+    if policy == "bayesian" and scfg.get("target_utilisation") is None:
+        # the SLO is the knob: without a stated target, plan to the utilisation the latency bound allows
+        scfg["target_utilisation"] = float(serving.safe_utilisation)
     try:
         oracle_facts = {
             "safe_utilisation": serving.safe_utilisation,
@@ -112,6 +117,7 @@ def simulate(
     violations = np.zeros((n_w, 2), dtype=int)
     window_requests = np.zeros(n_w)  # requests of the decision interval in progress, and those over the SLO
     window_over = np.zeros(n_w)
+    late = np.zeros((n_w, 2))  # requests of the finished windows, and those over the SLO
     interval_speed = np.ones((n_obs + 1, n_w))  # slowest replica speed seen in each interval
     desired_prev = ready.copy()
     actions, loss = 0, np.zeros(cluster.nodes)
@@ -129,6 +135,8 @@ def simulate(
             if s:  # the interval just finished: did it miss the SLO (as an operator reports outcomes)?
                 violations[:, 0] += 1
                 violations[:, 1] += window_missed_slo(window_requests, window_over)
+                late[:, 0] += window_requests
+                late[:, 1] += window_over
                 window_requests[:], window_over[:] = 0.0, 0.0
             current = ready + pending.sum(axis=0)
             if isinstance(adapter, OracleAdapter):
@@ -137,7 +145,13 @@ def simulate(
                 desired = adapter.decide_at(s, window_speed(cluster, placed, loss, now, (k + cold) * dt))
             else:
                 view = PolicyView(
-                    now, obs_all[:j], current.copy(), violations.copy(), backlog.copy(), interval_speed[:j]
+                    now,
+                    obs_all[:j],
+                    current.copy(),
+                    violations.copy(),
+                    backlog.copy(),
+                    interval_speed[:j],
+                    late.copy(),
                 )
                 desired = np.asarray(adapter.decide(view), dtype=int)
                 band = adapter.forecast_band()
@@ -209,6 +223,33 @@ def simulate(
         "forecaster_error": getattr(adapter, "last_error", None),
     }
     return rec, facts
+
+
+def serving_config(trace: Trace, serving: dict[str, Any], slo: ScalingSlo) -> dict[str, Any]:
+    """The serving section with the objective's latency bound as the SLO the requests are scored
+    against (an objective that names one and a different `serving.slo_seconds` is a contradiction)."""
+    bound = slo.objective.max_seconds
+    if bound is None:
+        return serving
+    if serving.get("slo_seconds") is not None and float(serving["slo_seconds"]) != bound:
+        raise ReplayError(
+            f"scaling.max_seconds ({bound:g}) and serving.slo_seconds ({serving['slo_seconds']}) disagree; "
+            "state the latency bound once"
+        )
+    out = {**serving, "slo_seconds": bound}
+    if trace.format == "azure-llm" and slo.objective.metric != "late_fraction":
+        out["slo_metric"] = "ttft" if slo.objective.metric == "p99_ttft" else "latency"
+    return out
+
+
+def check_objective(serving: Any, slo: ScalingSlo) -> None:
+    """Refuse an objective no capacity can meet: a latency bound below what a request takes alone."""
+    fastest = float(serving.fastest_latency())
+    if serving.slo_s <= fastest:
+        raise ReplayError(
+            f"the objective {slo.objective.describe()} cannot be met: with latency SLO {serving.slo_s:g} s, "
+            f"a typical request takes {fastest:.3g} s on an idle replica; raise the bound"
+        )
 
 
 def initial_replicas(
