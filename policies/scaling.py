@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from policies.adaptive import ViolationHistory, adapt_risk
+from policies.adaptive import AdaptedRisk, ViolationHistory, adapt_risk
 from policies.distribution import QuantileForecast
 from policies.guardrails import GuardrailContext, StepLimit, default_chain
+from policies.skill import persistence_forecast, proactive_weight
 from policies.slo import DEFAULT_SLO, ScalingSlo
 from policies.types import BasePolicy, Candidate, Decision, GuardrailEffect, InvalidPolicyInput, register
 
@@ -62,6 +63,11 @@ class ScalingInput:
     """Work queued now, in load units x seconds (requests waiting, for a requests/s load)."""
     drain_seconds: float | None = None
     """Time to clear the backlog in; None: over the forecast window (or one observation step)."""
+    risk_note: str | None = None
+    """How `epsilon` was chosen, when a caller tuned it (the SLO budget controller); None: as stated."""
+    forecast_skill: float | None = None
+    """Live loss ratio of the load forecast against persistence (`policies.skill`; < 1: the forecast is
+    better); None: not tracked, the forecast is trusted alone."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,7 +97,7 @@ class ScalingInput:
         """An input whose objective fields come from `slo` (the one parser of a workload's settings)."""
         return cls(
             target_utilisation=slo.target_utilisation,
-            epsilon=slo.epsilon,
+            **({} if "epsilon" in values else {"epsilon": slo.epsilon}),
             cost_per_replica=slo.cost_per_replica,
             sla_penalty=slo.sla_penalty,
             **values,
@@ -258,25 +264,31 @@ class BayesianScalingPolicy(BasePolicy):
         self.max_candidates_shown = max_candidates_shown
 
     def decide(self, inputs: ScalingInput) -> Decision:
-        if inputs.load_forecast is None:
-            return reactive_fallback(inputs, self.name, "no load forecast available")
         risk_budget = adapt_risk(inputs.epsilon, inputs.sla_penalty, inputs.violations)
-        table = replica_risk(inputs, risk_budget.penalty, _search_limit(inputs))
-        feasible = table.risk <= risk_budget.epsilon
+        tracked = inputs.forecast_skill is not None
+        reactive_fc = (
+            self._persistence(inputs, risk_budget.epsilon) if tracked or not inputs.load_forecast else None
+        )
+        if inputs.load_forecast is None and reactive_fc is None:
+            return reactive_fallback(inputs, self.name, "no load forecast available")
         guardrails: list[GuardrailEffect] = []
-        if feasible.any():
-            costs = np.where(feasible, table.expected_cost, np.inf)
-            wanted = int(table.counts[int(np.argmin(costs))])
+        proactive = self._choose(inputs, inputs.load_forecast, risk_budget, guardrails)
+        reactive = self._choose(inputs, reactive_fc, risk_budget, guardrails)
+        # without enough history to certify ε, the reactive answer holds (scales out on what is seen)
+        held = max(inputs.current_replicas, inputs.observed_need() or 0)
+        if proactive is None:
+            weight, control = 0.0, "reactive: no load forecast"
+        elif not tracked:
+            weight, control = 1.0, "proactive: forecast skill not tracked"
         else:
-            wanted = int(table.counts[-1])
-            guardrails.append(
-                GuardrailEffect(
-                    "risk_unreachable",
-                    None,
-                    wanted,
-                    f"no count up to {wanted} meets ε={risk_budget.epsilon:.3g}",
-                )
-            )
+            weight = proactive_weight(inputs.forecast_skill)
+            control = "proactive" if weight >= 0.8 else "reactive" if weight <= 0.2 else "blend"
+            if reactive is None:
+                control += " (reactive side holds: too little history)"
+        n_p = proactive[0] if proactive is not None else 0
+        n_r = reactive[0] if reactive is not None else held
+        wanted = math.ceil(weight * n_p + (1.0 - weight) * n_r - 1e-9)
+        table = (proactive or reactive)[1]  # type: ignore[index]
         chain = default_chain(
             inputs.min_replicas,
             inputs.max_replicas,
@@ -299,8 +311,9 @@ class BayesianScalingPolicy(BasePolicy):
             action=_action(inputs.current_replicas, final),
             params={"replicas": final, "previous_replicas": inputs.current_replicas},
             policy=self.name,
+            fallback_reason=None if proactive is not None else "no load forecast available: reactive control",
             forecast={
-                "load": inputs.load_forecast.summary(),
+                "load": (inputs.load_forecast or reactive_fc).summary(),  # type: ignore[union-attr]
                 "degradation": inputs.degradation_forecast.summary()
                 if inputs.degradation_forecast is not None
                 else None,
@@ -314,12 +327,48 @@ class BayesianScalingPolicy(BasePolicy):
                 "epsilon_used": risk_budget.epsilon,
                 "penalty_used": risk_budget.penalty,
                 "violation_rate_posterior_mean": risk_budget.posterior_mean,
-                "risk_adaptation": risk_budget.reason,
+                "risk_adaptation": inputs.risk_note or risk_budget.reason,
                 "usable_capacity_per_replica": inputs.usable_capacity,
                 "backlog": inputs.backlog,
                 "backlog_rate": inputs.backlog_rate,
+                "control": control,
+                "forecast_skill": inputs.forecast_skill,
+                "proactive_weight": weight,
+                "proactive_replicas": proactive[0] if proactive is not None else None,
+                "reactive_replicas": n_r if proactive is None or tracked else None,
             },
         )
+
+    @staticmethod
+    def _persistence(inputs: ScalingInput, epsilon: float) -> QuantileForecast | None:
+        """The reactive controller's forecast, on the model forecast's window and levels when there is one."""
+        f = inputs.load_forecast
+        if f is None:
+            return persistence_forecast(
+                inputs.observed_load, 1, epsilon, step_seconds=inputs.observed_step_seconds
+            )
+        return persistence_forecast(inputs.observed_load, f.steps, epsilon, f.levels, f.step_seconds)
+
+    @staticmethod
+    def _choose(
+        inputs: ScalingInput,
+        forecast: QuantileForecast | None,
+        risk_budget: AdaptedRisk,
+        guardrails: list[GuardrailEffect],
+    ) -> tuple[int, ReplicaRisk] | None:
+        """The cheapest count whose risk under `forecast` meets ε (the largest searched when none does)."""
+        if forecast is None:
+            return None
+        sized = replace(inputs, load_forecast=forecast)
+        table = replica_risk(sized, risk_budget.penalty, _search_limit(sized))
+        feasible = table.risk <= risk_budget.epsilon
+        if feasible.any():
+            return int(table.counts[int(np.argmin(np.where(feasible, table.expected_cost, np.inf)))]), table
+        wanted = int(table.counts[-1])
+        if not any(g.name == "risk_unreachable" for g in guardrails):
+            reason = f"no count up to {wanted} meets ε={risk_budget.epsilon:.3g}"
+            guardrails.append(GuardrailEffect("risk_unreachable", None, wanted, reason))
+        return wanted, table
 
     def _candidates(self, table: ReplicaRisk, wanted: int, epsilon: float) -> list[Candidate]:
         """The counts around the choice, so the explanation shows the trade-off without 1000 rows."""

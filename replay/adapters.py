@@ -28,11 +28,13 @@ import numpy as np
 import pandas as pd
 
 from forecasting.base import create_forecaster
-from policies.adaptive import ViolationHistory
+from forecasting.types import quantile_columns, quantile_levels_of
+from policies.adaptive import BudgetController, ViolationHistory
 from policies.baselines import StaticPeakPolicy
 from policies.catalog import load_all
 from policies.distribution import QuantileForecast
 from policies.scaling import ScalingInput
+from policies.skill import SkillTracker
 from policies.slo import ScalingSlo
 from policies.types import Decision, build_policy
 from replay.traces import ReplayError
@@ -64,6 +66,8 @@ class PolicyView:
     """(W,) work queued now (load units x seconds): the queue-depth metric a serving stack exports."""
     speeds: np.ndarray | None = None
     """(k, W) slowest replica speed (1 - interference) seen in each finished interval."""
+    late: np.ndarray | None = None
+    """(W, 2) requests so far and those over the latency SLO (finished intervals), for the SLO budget."""
 
 
 class ScalingAdapter(Protocol):
@@ -95,8 +99,33 @@ class PureAdapter:
         self.sees_interference = bool(cfg.get("see_interference", name == "bayesian"))
         """Whether the policy is given the observed slowdown as its interference forecast (Foresight)."""
         self.interference_window = int(cfg.get("interference_window", 12))
+        self._slowdown_key: tuple[int, tuple[float, ...]] | None = None
+        self._slowdown = np.zeros((len(capacity), 0))
         self.slo = ScalingSlo.from_mapping(cfg, where="scaling")
         self._band: np.ndarray | None = None
+        self.budget: BudgetController | None = None
+        """Tunes ε online to the objective's budget (`policies.adaptive`), unless ε is stated outright."""
+        if name == "bayesian" and not self.slo.epsilon_override:
+            self.budget = BudgetController(self.slo.objective.budget, len(capacity), self.slo.epsilon)
+        self._seen_windows = np.zeros((len(capacity), 2))
+        self._seen_late = np.zeros((len(capacity), 2))
+
+    def spend_budget(self, view: PolicyView) -> None:
+        """Feed the windows finished since the last decision to the budget controller."""
+        if self.budget is None:
+            return
+        windows = view.violations - self._seen_windows
+        late = (view.late if view.late is not None else np.zeros_like(windows)) - self._seen_late
+        self._seen_windows, self._seen_late = view.violations.astype(float), late + self._seen_late
+        if windows[:, 0].max() <= 0:
+            return
+        if self.slo.objective.per_window:
+            self.budget.update(np.minimum(windows[:, 1], 1.0), (late[:, 0] > 0).astype(float))
+            return
+        requests, over = late[:, 0], late[:, 1]
+        mean = self._seen_late[:, 0] / np.maximum(self._seen_windows[:, 0], 1.0)  # requests per window
+        weight = requests / np.maximum(mean, 1e-12)
+        self.budget.update(np.where(requests > 0, over / np.maximum(requests, 1e-12), 0.0), weight)
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
         return [None] * len(self.capacity)
@@ -118,28 +147,50 @@ class PureAdapter:
             observed_step_seconds=self.interval_s,
             min_replicas=int(self.cfg.get("min_replicas", 1)),
             max_replicas=None if max_r is None else int(max_r),
-            violations=ViolationHistory(int(view.violations[w, 0]), int(view.violations[w, 1])),
+            violations=None
+            if self.budget is not None
+            else ViolationHistory(int(view.violations[w, 0]), int(view.violations[w, 1])),
             recent_recommendations=tuple(self.recent[w]),
             backlog=float(view.backlog[w]) if view.backlog is not None and self.sees_backlog else 0.0,
             degradation_forecast=self.degradation(view, w, forecast),
+            forecast_skill=self.skill(w),
+            **self.risk(w),
         )
+
+    def risk(self, w: int) -> dict[str, Any]:
+        """ε from the budget controller, and the note the decision records about it."""
+        if self.budget is None:
+            return {}
+        note = (
+            f"ε tuned online to spend the budget of {self.slo.objective.describe()} "
+            f"(violation rate so far {self.budget.rate()[w]:.3g})"
+        )
+        return {"epsilon": float(self.budget.epsilon[w]), "risk_note": note}
+
+    def skill(self, w: int) -> float | None:
+        """The forecast's live loss ratio against persistence (None: this policy does not track it)."""
+        return None
 
     def degradation(
         self, view: PolicyView, w: int, forecast: QuantileForecast | None
     ) -> QuantileForecast | None:
         """Interference ahead as the quantiles of the slowdown of the last `interference_window`
         intervals (persistence: noisy neighbours change over hours), for policies that read it."""
-        if not self.sees_interference or forecast is None or view.speeds is None or not len(view.speeds):
+        if not self.sees_interference or view.speeds is None or not len(view.speeds):
             return None
-        recent = 1.0 - view.speeds[-self.interference_window :, w]
-        levels = forecast.levels
-        row = np.quantile(recent, levels)
-        return QuantileForecast(levels, np.tile(row, (forecast.steps, 1)), forecast.step_seconds)
+        levels = forecast.levels if forecast is not None else (0.05, 0.5, 0.95)
+        key = (len(view.speeds), levels)
+        if self._slowdown_key != key:  # once per decision for every workload (one vectorised quantile)
+            recent = 1.0 - view.speeds[-self.interference_window :]
+            self._slowdown, self._slowdown_key = np.quantile(recent, levels, axis=0).T, key
+        steps = forecast.steps if forecast is not None else 1
+        return QuantileForecast(levels, np.tile(self._slowdown[w], (steps, 1)), self.interval_s)
 
     def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
         return self.policy.decide(self.inputs(view, w, forecast))
 
     def decide(self, view: PolicyView) -> np.ndarray:
+        self.spend_budget(view)
         forecasts = self.forecasts(view)
         out = np.empty(len(self.capacity), dtype=int)
         for w in range(len(self.capacity)):
@@ -176,6 +227,18 @@ class ForecastAdapter(PureAdapter):
         self.model: Any = None
         self.fitted_at = 0
         self.seen = 0
+        self.forecast_every = max(int(self.cfg.get("forecast_every", 3)), 1)
+        """Decisions one forecast serves (read further ahead each time) before the model is updated and
+        asked again: forecasting, not deciding, is what a replay of many workloads spends its time on."""
+        self._cache: tuple[tuple[float, ...], np.ndarray, np.ndarray] | None = None
+        self._cached_at = 0
+        self._index = {f"w{w}": w for w in range(len(self.capacity))}
+        self.tracker = SkillTracker(len(self.capacity)) if bool(self.cfg.get("track_skill", True)) else None
+        """The forecast's skill against persistence, scored as outcomes arrive (`policies.skill`)."""
+        self._ratio = np.ones(len(self.capacity))
+
+    def skill(self, w: int) -> float | None:
+        return None if self.tracker is None else float(self._ratio[w])
 
     def _frame(self, obs: np.ndarray, start: int) -> pd.DataFrame:
         k, n_w = obs.shape
@@ -189,29 +252,74 @@ class ForecastAdapter(PureAdapter):
         )
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
+        out = self._forecasts(view)
+        if self.tracker is not None:
+            self.tracker.update(view.observations)
+            self._ratio = self.tracker.ratio()
+            k = len(view.observations)
+            if k and any(f is not None for f in out):
+                steps = max(f.steps for f in out if f is not None)
+                levels = next(f.levels for f in out if f is not None)
+                q = np.full((len(out), steps, len(levels)), np.nan)
+                for w, f in enumerate(out):
+                    if f is not None and f.levels == levels:
+                        q[w, : f.steps] = f.values
+                self.tracker.record(k, np.asarray(levels), q, view.observations[-1])
+        return out
+
+    def _forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
         k = len(view.observations)
         n_w = len(self.capacity)
         if k < self.min_obs:
             return [None] * n_w
-        try:
-            if self.model is None or k - self.fitted_at >= self.refit_every:
-                lo = max(k - int(self.cfg.get("fit_window", 2880)), 0)
-                self.model = create_forecaster(self.model_name, freq=f"{self.interval_s:g}s", **self.params)
-                self.model.fit(self._frame(view.observations[lo:], lo))
-                self.fitted_at = k
-            elif k > self.seen:
-                self.model.update(self._frame(view.observations[self.seen :], self.seen))
-            self.seen = k
-            frame = self.model.predict(self.horizon)
-        except Exception as exc:  # a forecaster failing is the policy's fallback case, as in the service
-            self.last_error = str(exc)
-            return [None] * n_w
-        out: list[QuantileForecast | None] = []
-        for w in range(n_w):
-            rows = frame[frame["series"] == f"w{w}"]
-            out.append(QuantileForecast.from_frame(rows, self.interval_s) if len(rows) else None)
-        self._band = np.array([[f.quantile(lv)[0] if f else np.nan for lv in (0.05, 0.5, 0.95)] for f in out])
+        fresh = self._cache is not None and k - self._cached_at < self.forecast_every
+        if not fresh:
+            try:
+                self._cache = self._predict(view, k)
+                self._cached_at = k
+            except Exception as exc:  # a forecaster failing is the policy's fallback case, as in the service
+                self.last_error = str(exc)
+                self._cache = None
+                return [None] * n_w
+        assert self._cache is not None
+        levels, q, ok = self._cache
+        off = k - self._cached_at  # decisions since the forecast was made: read it that much further on
+        out: list[QuantileForecast | None] = [
+            QuantileForecast(levels, q[w, off : off + self.horizon], self.interval_s) if ok[w] else None
+            for w in range(n_w)
+        ]
+        mid = q[:, off, :]
+        band = np.array([[np.interp(lv, levels, row) for lv in (0.05, 0.5, 0.95)] for row in mid])
+        self._band = np.where(ok[:, None], band, np.nan)
         return out
+
+    def _predict(self, view: PolicyView, k: int) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
+        """Update (or refit) the model and forecast `horizon + forecast_every - 1` intervals for every
+        workload: (levels, quantiles (W, steps, levels), which workloads have a forecast)."""
+        if self.model is None or k - self.fitted_at >= self.refit_every:
+            lo = max(k - int(self.cfg.get("fit_window", 2880)), 0)
+            self.model = create_forecaster(self.model_name, freq=f"{self.interval_s:g}s", **self.params)
+            self.model.fit(self._frame(view.observations[lo:], lo))
+            self.fitted_at = k
+        elif k > self.seen:
+            self.model.update(self._frame(view.observations[self.seen :], self.seen))
+        self.seen = k
+        steps = self.horizon + self.forecast_every - 1
+        frame = self.model.predict(steps)
+        levels = quantile_levels_of(frame)
+        n_w = len(self.capacity)
+        q = np.zeros((n_w, steps, len(levels)))
+        ok = np.zeros(n_w, dtype=bool)
+        frame = frame.sort_values(["series", "horizon"])
+        values = frame[quantile_columns(levels)].to_numpy(dtype=float)
+        for name, idx in frame.groupby("series", sort=False).indices.items():
+            w = self._index.get(str(name))
+            if w is None or len(idx) < steps:
+                continue
+            rows = values[idx[:steps]]
+            if np.isfinite(rows).all():
+                q[w], ok[w] = np.sort(rows, axis=1), True
+        return levels, q, ok
 
 
 class FftPeriodAdapter(ForecastAdapter):
@@ -301,7 +409,12 @@ def build_adapter(
         policy = build_policy("bayesian_scaling", **dict(cfg.get("bayesian", {})))
         return ForecastAdapter(name, capacity, interval_s, cfg, policy)
     if name == "fft-period":
-        fft_cfg = {**cfg, "forecaster": "fft_period", "forecaster_params": cfg.get("fft_params", {})}
+        fft_cfg = {
+            **cfg,
+            "forecaster": "fft_period",
+            "forecaster_params": cfg.get("fft_params", {}),
+            "track_skill": False,
+        }
         return FftPeriodAdapter(name, capacity, interval_s, fft_cfg, None)
     params = dict(cfg.get(name.replace("-", "_"), {}))
     return PureAdapter(name, capacity, interval_s, cfg, build_policy(_REGISTERED[name], **params))

@@ -27,8 +27,11 @@ from replay.traces import ReplayError, Trace, load_trace
 
 CONFIG_KEYS = {
     "step_seconds", "decision_interval_seconds", "speed", "tile", "cold_start_seconds", "observe",
-    "serving", "scaling", "cluster", "power", "max_steps", "warmup_seconds",
+    "serving", "scaling", "cluster", "power", "max_steps", "warmup_seconds", "initial_replicas",
 }  # fmt: skip
+INITIAL_STATES = ("static-plan", "cold")
+"""`initial_replicas` by name: the static plan a takeover replaces (default), or a cold start at
+`scaling.min_replicas`; an integer or one integer per workload states the current replicas outright."""
 Progress = Callable[[float], None]
 SLO_QUANTILE_MISS = 0.01
 """A decision window missed a p99 latency SLO when more than this share of its requests were over it."""
@@ -67,7 +70,12 @@ def simulate(
     """Run one policy over a trace; returns the recorded state and run facts (actions, failures...)."""
     config = validate_config(config)
     scfg, dt = dict(config.get("scaling", {})), trace.step_seconds
-    serving = build_serving(trace, dict(config.get("serving", {})))
+    try:
+        slo = ScalingSlo.from_mapping(scfg, where="scaling")
+    except PolicyError as exc:
+        raise ReplayError(str(exc)) from None
+    serving = build_serving(trace, serving_config(trace, dict(config.get("serving", {})), slo))
+    check_objective(serving, slo)
     load = serving.observed_load()  # (S, W) in the unit of replica capacity
     steps, n_w = load.shape
     if config.get("max_steps"):
@@ -75,10 +83,7 @@ def simulate(
     k = max(round(float(config.get("decision_interval_seconds", 60.0)) / dt), 1)
     cold = max(round(float(config.get("cold_start_seconds", 120.0)) / dt), 0)
     cap = serving.replica_capacity
-    try:
-        util_target = ScalingSlo.from_mapping(scfg, where="scaling").target_utilisation
-    except PolicyError as exc:
-        raise ReplayError(str(exc)) from None
+    util_target = slo.target_utilisation
     observe = str(config.get("observe", "mean"))
     if observe not in ("mean", "max"):
         raise ReplayError(f"observe must be 'mean' or 'max', got {observe!r}")
@@ -91,6 +96,9 @@ def simulate(
     peak_replicas = int(replicas_for(load.max(axis=0), cap, util_target).sum())
     cluster = build_cluster(ccfg, peak_replicas, steps, dt, seed)
     power = PowerModel(dict(config.get("power", {})), cluster.nodes, cluster.gpus_per_node, dt)
+    if policy == "bayesian" and scfg.get("target_utilisation") is None:
+        # the SLO is the knob: without a stated target, plan to the utilisation the latency bound allows
+        scfg["target_utilisation"] = float(serving.safe_utilisation)
     try:
         oracle_facts = {
             "safe_utilisation": serving.safe_utilisation,
@@ -102,12 +110,14 @@ def simulate(
         raise ReplayError(f"policy {policy!r}: {exc}") from None
     rec = Recorder(steps, n_w)
     a = rec.arrays
-    ready = replicas_for(load[0], cap, util_target)
+    ready = initial_replicas(config.get("initial_replicas"), scfg, peaks, cap, util_target)
+    initial = ready.copy()
     pending = np.zeros((cold + 1, n_w), dtype=int)  # ring buffer by ready step
     backlog = np.zeros(n_w)
     violations = np.zeros((n_w, 2), dtype=int)
     window_requests = np.zeros(n_w)  # requests of the decision interval in progress, and those over the SLO
     window_over = np.zeros(n_w)
+    late = np.zeros((n_w, 2))  # requests of the finished windows, and those over the SLO
     interval_speed = np.ones((n_obs + 1, n_w))  # slowest replica speed seen in each interval
     desired_prev = ready.copy()
     actions, loss = 0, np.zeros(cluster.nodes)
@@ -125,6 +135,8 @@ def simulate(
             if s:  # the interval just finished: did it miss the SLO (as an operator reports outcomes)?
                 violations[:, 0] += 1
                 violations[:, 1] += window_missed_slo(window_requests, window_over)
+                late[:, 0] += window_requests
+                late[:, 1] += window_over
                 window_requests[:], window_over[:] = 0.0, 0.0
             current = ready + pending.sum(axis=0)
             if isinstance(adapter, OracleAdapter):
@@ -133,7 +145,13 @@ def simulate(
                 desired = adapter.decide_at(s, window_speed(cluster, placed, loss, now, (k + cold) * dt))
             else:
                 view = PolicyView(
-                    now, obs_all[:j], current.copy(), violations.copy(), backlog.copy(), interval_speed[:j]
+                    now,
+                    obs_all[:j],
+                    current.copy(),
+                    violations.copy(),
+                    backlog.copy(),
+                    interval_speed[:j],
+                    late.copy(),
                 )
                 desired = np.asarray(adapter.decide(view), dtype=int)
                 band = adapter.forecast_band()
@@ -147,8 +165,8 @@ def simulate(
             diff = desired - current
             free = cluster.placement(10**9, now).sum() - int(current.sum())
             grow = _fit(np.maximum(diff, 0), max(int(free), 0))
-            pending[(s + cold) % (cold + 1) if cold and s else slot] += grow
-            if not cold or not s:  # no cold start: the run starts in the state the first decision asks for
+            pending[(s + cold) % (cold + 1)] += grow  # every scale-out waits, the first one too
+            if not cold:
                 ready += pending[slot]
                 pending[slot] = 0
             shrink = np.maximum(-diff, 0)
@@ -196,6 +214,7 @@ def simulate(
             progress((s + 1) / steps)
     facts = {
         "scaling_actions": actions,
+        "initial_replicas": initial,
         "cluster": cluster,
         "power": power,
         "serving": serving,
@@ -204,6 +223,63 @@ def simulate(
         "forecaster_error": getattr(adapter, "last_error", None),
     }
     return rec, facts
+
+
+def serving_config(trace: Trace, serving: dict[str, Any], slo: ScalingSlo) -> dict[str, Any]:
+    """The serving section with the objective's latency bound as the SLO the requests are scored
+    against (an objective that names one and a different `serving.slo_seconds` is a contradiction)."""
+    bound = slo.objective.max_seconds
+    if bound is None:
+        return serving
+    if serving.get("slo_seconds") is not None and float(serving["slo_seconds"]) != bound:
+        raise ReplayError(
+            f"scaling.max_seconds ({bound:g}) and serving.slo_seconds ({serving['slo_seconds']}) disagree; "
+            "state the latency bound once"
+        )
+    out = {**serving, "slo_seconds": bound}
+    if trace.format == "azure-llm" and slo.objective.metric != "late_fraction":
+        out["slo_metric"] = "ttft" if slo.objective.metric == "p99_ttft" else "latency"
+    return out
+
+
+def check_objective(serving: Any, slo: ScalingSlo) -> None:
+    """Refuse an objective no capacity can meet: a latency bound below what a request takes alone."""
+    fastest = float(serving.fastest_latency())
+    if serving.slo_s <= fastest:
+        raise ReplayError(
+            f"the objective {slo.objective.describe()} cannot be met: with latency SLO {serving.slo_s:g} s, "
+            f"a typical request takes {fastest:.3g} s on an idle replica; raise the bound"
+        )
+
+
+def initial_replicas(
+    spec: Any, scfg: dict[str, Any], peaks: np.ndarray, cap: np.ndarray, util: float
+) -> np.ndarray:
+    """The replicas every policy starts from (the same for all, so a run measures the policy, not its
+    start): `static-plan` (default; what static peak provisions: a takeover of the plan users run
+    today), `cold` (a new workload at `scaling.min_replicas`), an integer, or one integer per workload."""
+    n_w = len(peaks)
+    low = int(scfg.get("min_replicas", 1))
+    high = scfg.get("max_replicas")
+    if spec is None or spec == "static-plan":
+        out = replicas_for(peaks, cap, util)
+    elif spec == "cold":
+        out = np.full(n_w, low)
+    elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+        out = np.full(n_w, spec)
+    elif (
+        isinstance(spec, list)
+        and len(spec) == n_w
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in spec)
+    ):
+        out = np.array(spec)
+    else:
+        raise ReplayError(
+            f"initial_replicas must be one of {', '.join(INITIAL_STATES)}, an integer >= 0 or a list of "
+            f"{n_w} such integers (one per workload), got {spec!r}"
+        )
+    out = np.maximum(out, low)
+    return (np.minimum(out, int(high)) if high is not None else out).astype(int)
 
 
 def window_missed_slo(requests: np.ndarray, over: np.ndarray, share: float = SLO_QUANTILE_MISS) -> np.ndarray:

@@ -82,6 +82,13 @@ class LlmServing:
             raise ReplayError(f"serving.slo_metric must be 'ttft' or 'latency', got {self.slo_metric!r}")
         self.slo_s = float(config.get("slo_seconds", 3.0))
 
+    def fastest_latency(self) -> float:
+        """The median request's TTFT (or latency) on an idle replica: no SLO below it can be met."""
+        ttft = float(np.median(self.req_prefill_s)) if len(self.req_prefill_s) else 0.0
+        if self.slo_metric == "ttft":
+            return ttft
+        return ttft + float(np.median(self.req_decode)) * float(self.token_s(np.array(1.0)))
+
     @property
     def safe_utilisation(self) -> float:
         """Highest utilisation that still meets the SLO with no queue: continuous batching keeps TTFT
@@ -181,6 +188,10 @@ class RateServing:
         self.max_batch = 1
         if self.service_s <= 0 or self.slo_s <= 0:
             raise ReplayError("serving.service_time_seconds and serving.slo_seconds must be positive")
+
+    def fastest_latency(self) -> float:
+        """A request's service time on an idle replica: no SLO at or below it can be met."""
+        return self.service_s
 
     @property
     def safe_utilisation(self) -> float:

@@ -83,6 +83,7 @@ def summarise(
         "power_budget_breach_minutes": float(a["breach_domains"][w0:].sum() * dt / 60.0),
         "capped_server_minutes": float(a["capped"][w0:].sum() * dt / 60.0),
         "scaling_actions": int(facts["scaling_actions"]),
+        "initial_replicas": [int(n) for n in facts.get("initial_replicas", [])],
         "node_downtime_minutes": float(cluster.downtime_minutes),
         "mean_replicas": float(replicas.mean()),
         "peak_replicas": int(replicas.max()),

@@ -155,8 +155,10 @@ def test_outcomes_with_many_violations_tighten_epsilon(
     )
     later = _recommend(client, keys).json()
     details = later["explanation"]["details"]
-    assert details["epsilon_used"] < details["epsilon_target"]
-    assert "tightened" in details["risk_adaptation"]
+    assert details["epsilon_used"] < 0.05  # below where the budget controller starts
+    assert "tightened" in details["risk_adaptation"] and "late_fraction <= 1 %" in details["risk_adaptation"]
+    expert = _recommend(client, keys, epsilon=0.2).json()["explanation"]["details"]  # ε stated: the override
+    assert expert["epsilon_target"] == 0.2 and "tightened" in expert["risk_adaptation"]
 
 
 def test_modes_shadow_and_auto(client: httpx.Client, keys: dict[str, dict[str, str]], workload: None) -> None:
@@ -180,6 +182,14 @@ def test_bad_requests_are_clear(
     assert unknown.status_code == 422 and "bayesian_scaling" in unknown.json()["error"]["message"]
     assert _recommend(client, keys, epsilon=2).status_code == 422
     assert client.post("/v1/decisions/999/approve", headers=keys["operate"]).status_code == 404
+    for slo, reason in (
+        ({"objective": "p95_fun"}, "unknown metric"),
+        ({"objective": "late_fraction", "max": 0}, "cannot be met"),
+        ({"objective": "p99_latency", "max_seconds": 2, "windows": 1}, "cannot be promised"),
+    ):
+        refused = _configure(client, keys, slo=slo)
+        assert refused.status_code == 422 and reason in refused.json()["error"]["message"], refused.text
+    assert _configure(client, keys, slo={"objective": "p99_latency", "max_seconds": 2}).status_code == 200
     bad_bounds = _configure(client, keys, min_replicas=50, max_replicas=5)
     assert bad_bounds.status_code == 422 and "min_replicas" in bad_bounds.json()["error"]["message"]
     unconfigured = client.put("/v1/workloads/other", json={"cluster": "west"}, headers=keys["admin"])

@@ -4,10 +4,11 @@ load series, forecast, observed violations and recent decisions; decide; record 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from policies.adaptive import ViolationHistory
+from policies.adaptive import ViolationHistory, budget_epsilon
 from policies.rightsizing import ResourceUsage, RightsizingInput
 from policies.scaling import ScalingInput
 from policies.slo import ScalingSlo
@@ -74,6 +75,13 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
     )
     try:
         slo = ScalingSlo.from_mapping({**workload_slo, **({"epsilon": body.epsilon} if body.epsilon else {})})
+        history = ViolationHistory(windows, min(violations, windows))
+        risk: dict[str, Any] = {"violations": history}
+        if not slo.epsilon_override:  # the objective's budget sets ε (the replay's controller, from counts)
+            eps = budget_epsilon(slo.objective.budget, history, slo.epsilon)
+            way = "tightened" if eps < slo.epsilon else "relaxed" if eps > slo.epsilon else "kept"
+            note = f"ε {way} to spend the budget of {slo.objective.describe()} ({windows} reported window(s))"
+            risk = {"epsilon": eps, "risk_note": note}
         inputs = ScalingInput.with_slo(
             slo,
             workload=workload.name,
@@ -85,7 +93,7 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
             observed_step_seconds=seen.step_seconds,
             min_replicas=workload.min_replicas,
             max_replicas=workload.max_replicas,
-            violations=ViolationHistory(windows, min(violations, windows)),
+            **risk,
             recent_recommendations=tuple((ts.timestamp(), n) for ts, n in recent),
             backlog=queued,
             degradation_forecast=slowdown,

@@ -25,8 +25,9 @@ REQUIRED = {
 @pytest.mark.parametrize("policy", ["bayesian", "hpa", "fft-period"])
 def test_no_look_ahead(long_csv: Path, policy: str) -> None:
     """Changing the trace after step T changes nothing a policy did before T."""
-    config = {  # capacity and cluster size given explicitly: "auto" sizes them from the whole trace
+    config = {  # capacity, cluster size, start given: "auto" and the static plan read the whole trace
         **QUIET,
+        "initial_replicas": 6,
         "cluster": {**QUIET["cluster"], "nodes": 40},
         "serving": {"replica_capacity": 10},
         "scaling": {"min_observations": 10},
