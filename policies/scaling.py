@@ -95,13 +95,14 @@ class ScalingInput:
     @classmethod
     def with_slo(cls, slo: ScalingSlo, **values: Any) -> ScalingInput:
         """An input whose objective fields come from `slo` (the one parser of a workload's settings)."""
-        return cls(
-            target_utilisation=slo.target_utilisation,
-            **({} if "epsilon" in values else {"epsilon": slo.epsilon}),
-            cost_per_replica=slo.cost_per_replica,
-            sla_penalty=slo.sla_penalty,
-            **values,
-        )
+        objective: dict[str, Any] = {
+            "target_utilisation": slo.target_utilisation,
+            "cost_per_replica": slo.cost_per_replica,
+            "sla_penalty": slo.sla_penalty,
+        }
+        if "epsilon" not in values:
+            objective["epsilon"] = slo.epsilon
+        return cls(**objective, **values)
 
     @property
     def usable_capacity(self) -> float:
