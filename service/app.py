@@ -19,6 +19,7 @@ from service.dashboard.routes import router as dashboard_router
 from service.db import Database, is_unavailable_error
 from service.decisions.jobs import expire_job
 from service.decisions.routes import router as decisions_router
+from service.demo.runner import DemoRunner
 from service.errors import DatabaseUnavailable, ForesightError
 from service.forecasts.retrain import retrain_job
 from service.forecasts.routes import router as forecasts_router
@@ -58,11 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prepare_database(database, settings)
         tune_garbage_collector()
         jobs = [retrain_job(settings), expire_job(settings), replay_watchdog_job(settings)]
-        schedulers = []
+        schedulers: list[Scheduler | DemoRunner] = []
         if settings.jobs_enabled:
             schedulers.append(Scheduler(database, settings, jobs))
             if settings.loop_enabled:
                 schedulers.append(Scheduler(database, settings, [loop_job(settings)], name="foresight-loop"))
+        if settings.jobs_enabled and settings.load_sample_data and settings.demo_stream:
+            schedulers.append(DemoRunner(database))  # streams and trains only when the demo was set up
         for scheduler in schedulers:
             scheduler.start()
         yield
