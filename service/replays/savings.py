@@ -1,0 +1,71 @@
+"""What Foresight would have saved: the Bayesian policy's replica-hours and SLA violations against HPA
+(at the configured target and along its target sweep, HPA's own cost/violation curve) and static peak,
+in replica-hours and money (replica-hours x `cost_per_replica`, the cost of one replica for one hour)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from policies.slo import ScalingSlo
+
+FORESIGHT = "bayesian"
+
+
+def _mean(table: dict[str, Any], policy: str, metric: str) -> float:
+    return float(table[policy][metric]["mean"])
+
+
+def curve_point(target: float, table: dict[str, Any]) -> dict[str, float]:
+    return {
+        "target": target,
+        "replica_hours": _mean(table, "hpa", "replica_hours"),
+        "sla_violation_rate": _mean(table, "hpa", "sla_violation_rate"),
+    }
+
+
+def _against(hours: float, violations: float, other_hours: float, other_violations: float,
+             cost: float) -> dict[str, float | None]:  # fmt: skip
+    saved = other_hours - hours
+    return {
+        "replica_hours": other_hours,
+        "sla_violation_rate": other_violations,
+        "replica_hours_saved": saved,
+        "percent_saved": 100.0 * saved / other_hours if other_hours > 0 else None,
+        "money_saved": saved * cost,
+        "violation_rate_change": violations - other_violations,
+    }
+
+
+def at_same_violations(curve: list[dict[str, float]], violations: float) -> float | None:
+    """HPA's replica-hours at Foresight's violation rate, read off its curve (linear between the two
+    nearest targets); None when the rate lies outside what the sweep reached."""
+    points = sorted(curve, key=lambda p: p["sla_violation_rate"])
+    xs = np.array([p["sla_violation_rate"] for p in points])
+    ys = np.array([p["replica_hours"] for p in points])
+    if len(xs) == 0 or violations < xs[0] or violations > xs[-1]:
+        return None
+    return float(np.interp(violations, xs, ys))
+
+
+def savings(table: dict[str, Any], curve: list[dict[str, float]], config: dict[str, Any]) -> dict[str, Any]:
+    cost = float(config.get("scaling", {}).get("cost_per_replica", ScalingSlo().cost_per_replica))
+    hours = _mean(table, FORESIGHT, "replica_hours")
+    violations = _mean(table, FORESIGHT, "sla_violation_rate")
+    out: dict[str, Any] = {
+        "cost_per_replica": cost,
+        "foresight": {"replica_hours": hours, "sla_violation_rate": violations},
+    }
+    for name in ("hpa", "static-peak"):
+        if name in table:
+            other = (_mean(table, name, "replica_hours"), _mean(table, name, "sla_violation_rate"))
+            out[f"vs_{name.replace('-', '_')}"] = _against(hours, violations, *other, cost)
+    same = at_same_violations(curve, violations)
+    out["vs_hpa_curve"] = (
+        None
+        if same is None
+        else {"hpa_replica_hours_at_same_violations": same, "replica_hours_saved": same - hours,
+              "money_saved": (same - hours) * cost}
+    )  # fmt: skip
+    return out
