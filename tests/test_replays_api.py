@@ -213,3 +213,14 @@ def test_savings_of_stored_telemetry_agree_with_replay_compare(
     expected = static["replica_hours"]["mean"] - bayes["replica_hours"]["mean"]
     assert saved["vs_static_peak"]["replica_hours_saved"] == pytest.approx(expected)
     assert saved["vs_static_peak"]["money_saved"] == pytest.approx(0.5 * expected)  # the workload's cost
+    retuned = saved["vs_hpa_retuned"]
+    at_most = [
+        p for p in summary["hpa_curve"] if p["sla_violation_rate"] <= bayes["sla_violation_rate"]["mean"]
+    ]
+    if at_most:
+        cheapest = min(at_most, key=lambda p: p["replica_hours"])
+        assert (
+            retuned["target"] == cheapest["target"] and retuned["replica_hours"] == cheapest["replica_hours"]
+        )
+    else:
+        assert retuned is None

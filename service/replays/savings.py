@@ -1,12 +1,11 @@
 """What Foresight would have saved: the Bayesian policy's replica-hours and SLA violations against HPA
-(at the configured target and along its target sweep, HPA's own cost/violation curve) and static peak,
+(at the configured target, and retuned: the cheapest target of its sweep that violates the SLA no more
+often than Foresight) and static peak,
 in replica-hours and money (replica-hours x `cost_per_replica`, the cost of one replica for one hour)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from policies.slo import ScalingSlo
 
@@ -38,15 +37,11 @@ def _against(hours: float, violations: float, other_hours: float, other_violatio
     }
 
 
-def at_same_violations(curve: list[dict[str, float]], violations: float) -> float | None:
-    """HPA's replica-hours at Foresight's violation rate, read off its curve (linear between the two
-    nearest targets); None when the rate lies outside what the sweep reached."""
-    points = sorted(curve, key=lambda p: p["sla_violation_rate"])
-    xs = np.array([p["sla_violation_rate"] for p in points])
-    ys = np.array([p["replica_hours"] for p in points])
-    if len(xs) == 0 or violations < xs[0] or violations > xs[-1]:
-        return None
-    return float(np.interp(violations, xs, ys))
+def retuned(curve: list[dict[str, float]], violations: float) -> dict[str, float] | None:
+    """HPA retuned to be as good as Foresight: the cheapest swept target whose violation rate is at
+    most Foresight's; None when no swept target gets there."""
+    good = [p for p in curve if p["sla_violation_rate"] <= violations + 1e-12]
+    return min(good, key=lambda p: p["replica_hours"]) if good else None
 
 
 def savings(table: dict[str, Any], curve: list[dict[str, float]], config: dict[str, Any]) -> dict[str, Any]:
@@ -61,11 +56,11 @@ def savings(table: dict[str, Any], curve: list[dict[str, float]], config: dict[s
         if name in table:
             other = (_mean(table, name, "replica_hours"), _mean(table, name, "sla_violation_rate"))
             out[f"vs_{name.replace('-', '_')}"] = _against(hours, violations, *other, cost)
-    same = at_same_violations(curve, violations)
-    out["vs_hpa_curve"] = (
+    best = retuned(curve, violations)
+    out["vs_hpa_retuned"] = (
         None
-        if same is None
-        else {"hpa_replica_hours_at_same_violations": same, "replica_hours_saved": same - hours,
-              "money_saved": (same - hours) * cost}
+        if best is None
+        else {"target": best["target"], **_against(hours, violations, best["replica_hours"],
+                                                     best["sla_violation_rate"], cost)}
     )  # fmt: skip
     return out
