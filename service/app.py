@@ -29,6 +29,7 @@ from service.jobs import Scheduler
 from service.loop.jobs import loop_job
 from service.loop.routes import router as loop_router
 from service.nodes.routes import router as nodes_router
+from service.ops.docs import router as docs_router
 from service.ops.logging import configure_logging, get_logger
 from service.ops.middleware import RequestMetricsMiddleware
 from service.ops.openapi import document_errors
@@ -78,10 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Predictive resource manager: telemetry in, calibrated forecasts and explained decisions out",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled assets (service/ops/docs.py): /docs works offline
+        redoc_url=None,
     )
     app.add_middleware(SecurityMiddleware, settings=settings)  # inside the metrics: 429/413 are counted
     app.add_middleware(RequestMetricsMiddleware)
     app.include_router(ops_router)
+    app.include_router(docs_router)
     app.include_router(telemetry_router)
     app.include_router(forecasts_router)
     app.include_router(inventory_router)

@@ -122,6 +122,7 @@ def test_operator_flow_in_a_browser(
 
     page.get_by_role("link", name="Savings").click()
     page.get_by_label("Workload").select_option("west/web")
+    page.get_by_label("Last hours").fill("24")
     _shot(page, backend, "savings-form")
     page.get_by_role("button", name="Replay").click()
     expect(page.locator("#savings")).to_be_visible(timeout=300_000)  # the page refreshes itself

@@ -96,7 +96,7 @@ def test_savings_view_replays_a_workload_and_links_back(
     assert login(client, keys["operate"]).status_code == 303
     page = client.get("/savings").text
     assert 'value="west/web"' in page
-    form = {"csrf_token": csrf_of(page), "workload": "west/web", "seeds": "1"}
+    form = {"csrf_token": csrf_of(page), "workload": "west/web", "seeds": "1", "hours": "24"}
     started = client.post("/savings", data=form)
     assert started.status_code == 303, started.text
     run_id = int(started.headers["location"].rsplit("/", 1)[1])
