@@ -8,9 +8,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 
 def _forecast() -> typer.Typer:
@@ -51,21 +50,21 @@ class LazyGroup(TyperGroup):
 
     _listing = False
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *(name for name in LAZY if name not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.commands or cmd_name not in LAZY:
             return super().get_command(ctx, cmd_name)
         load, summary = LAZY[cmd_name]
         if self._listing:  # the help page only needs the name and a line
-            return click.Command(cmd_name, help=summary, short_help=summary)
+            return TyperCommand(cmd_name, help=summary, short_help=summary)
         command = typer.main.get_command(load())
         command.name = cmd_name
         self.commands[cmd_name] = command
         return command
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:
             super().format_help(ctx, formatter)

@@ -132,6 +132,8 @@ class DemoRunner:
             self.timings["first_models"] = time.monotonic() - started
             log.info("demo_first_models", seconds=round(self.timings["first_models"], 2))
             with self.database.session() as session:
+                setup.ensure_events(session, time.time())
+            with self.database.session() as session:
                 if node_repo.latest_mitigation_model(session) is None:
                     nodes.train(session, MitigationTrainRequest(n_estimators=MITIGATION_TREES))
             log.info("demo_mitigation_model", seconds=round(time.monotonic() - started, 2))

@@ -1,6 +1,7 @@
 """First start of the demo: the inventory (three shadow-mode workloads, a GPU power domain of four
-servers, the NAB nodes), every series' history up to the present, and a fleet history of node events
-with their actions and downtimes (so the causal mitigation model can train at once), plus one open event.
+servers, the NAB nodes) and every series' history up to the present; right after start (`ensure_events`,
+from the runner) a fleet history of node events with their actions and downtimes, so the causal
+mitigation model can train at once, plus one open event.
 Everything goes through the same service functions as the API; the grid is kept in `job_runs`."""
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ def set_up(session: Session, settings: Settings, now: float | None = None) -> in
             part = document([(track.series, samples[i : i + BATCH])])
             stored += telemetry.ingest_document(session, part, settings).accepted
     _inventory(session)
-    _events(session, start)
     save_state(session, settings.demo_speed, tracks)
     return stored
 
@@ -92,6 +92,16 @@ def _inventory(session: Session) -> None:
         node = NodeConfig(cluster=catalog.CLUSTER, pool="gpu", power_domain=catalog.POWER_DOMAIN,
                           hardware=hardware)  # fmt: skip
         inventory.configure_node(session, name, node)
+
+
+def ensure_events(session: Session, start: float) -> bool:
+    """The GPU nodes' event history, once (the runner adds it right after start: 400 events take a few
+    seconds to store, which the first forecasts should not wait for). True when it was added now."""
+    query = select(func.count()).select_from(NodeEvent).join(Node, Node.id == NodeEvent.node_id)
+    if session.scalar(query.where(Node.name.in_(gpu_nodes()))):
+        return False
+    _events(session, start)
+    return True
 
 
 def _events(session: Session, start: float) -> None:
