@@ -120,20 +120,27 @@ def small_multiple(
         data.extend(fan_traces(forecast, floor_of(unit), bands=BANDS[1:2]))
     if samples is not None:
         data.append(history_trace(samples, "load"))
-    if replicas:
-        data.append(
-            {"type": "scatter", "mode": "lines+markers", "name": "replicas", "yaxis": "y2",
-             "line": {"shape": "hv", "color": "#d35400", "width": 1.5}, "marker": {"size": 4},
-             "x": [_iso(t) for t, _ in replicas], "y": [n for _, n in replicas]}
-        )  # fmt: skip
     figure = layout(title, unit, 240)
     figure["margin"] = {"l": 56, "r": 48, "t": 32, "b": 40}
     figure["showlegend"] = False
-    top = max((n for _, n in replicas), default=1)
-    figure["yaxis2"] = {"title": {"text": "replicas"}, "overlaying": "y", "side": "right",
-                        "range": [0, max(1.0, top * 1.15)], "dtick": max(1, math.ceil(top / 5)),
-                        "showgrid": False}  # fmt: skip
-    return {"data": data, "layout": figure}
+    return with_replicas({"data": data, "layout": figure}, replicas)
+
+
+def with_replicas(figure: dict[str, Any], replicas: list[tuple[datetime, int]]) -> dict[str, Any]:
+    """The figure with the replicas decisions asked for as a step line on a right-hand axis."""
+    if not replicas:
+        return figure
+    figure["data"].append(
+        {"type": "scatter", "mode": "lines+markers", "name": "replicas", "yaxis": "y2",
+         "line": {"shape": "hv", "color": "#d35400", "width": 1.5}, "marker": {"size": 4},
+         "x": [_iso(t) for t, _ in replicas], "y": [n for _, n in replicas]}
+    )  # fmt: skip
+    top = max(n for _, n in replicas)
+    figure["layout"]["yaxis2"] = {"title": {"text": "replicas"}, "overlaying": "y", "side": "right",
+                                  "range": [0, max(1.0, top * 1.15)], "dtick": max(1, math.ceil(top / 5)),
+                                  "showgrid": False}  # fmt: skip
+    figure["layout"]["margin"]["r"] = 48
+    return figure
 
 
 def savings_figure(comparison: dict[str, Any], curve: list[dict[str, Any]]) -> dict[str, Any]:

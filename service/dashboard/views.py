@@ -210,15 +210,15 @@ def workload(session: Session, cluster: str, name: str) -> dict[str, Any]:
     metric = w.capacity_metric or DEFAULT_LOAD_METRIC
     view = series_view(session, w.cluster, "workload", w.name, metric)
     figure = charts.forecast_figure(f"{metric} of {w.name}", view.unit, view.samples, view.forecast)
-    replicas = charts.small_multiple(f"replicas the loop asked for ({w.mode})", view.unit, None, None,
-                                     _replica_history(session, w, None))  # fmt: skip
+    since = view.samples.timestamps[0] if view.samples is not None and view.samples.timestamps else None
+    charts.with_replicas(figure, _replica_history(session, w, since))
     accuracy: SeriesAccuracy | None = None
     if view.series_id is not None:
         items = forecasts.accuracy(session, [view.series_id]).items
         accuracy = items[0] if items else None
     history, total = _decisions(session, 50, target=w.name, cluster=w.cluster)
     return {"w": w, "metric": metric, "view": view, "figure": figure, "accuracy": accuracy,
-            "decisions": history, "decisions_total": total, "replicas_figure": replicas,
+            "decisions": history, "decisions_total": total,
             "stale": [view.stale] if view.stale else []}  # fmt: skip
 
 
