@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from markupsafe import Markup
-
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _KEY_ACTOR = re.compile(r"^key:(?P<name>.*)#(?P<id>\d+)$")
 SYSTEM_ACTORS = {"foresight": "Foresight (policy)", "foresight:loop": "control loop",
@@ -27,7 +25,7 @@ def visible(text: str) -> str:
 def finalize(value: Any) -> Any:
     """Jinja's finalize hook: plain strings printed into a page get `visible`; markup (tojson, the
     templates' own HTML) is left alone."""
-    if isinstance(value, str) and not isinstance(value, Markup):
+    if isinstance(value, str) and not hasattr(value, "__html__"):  # Markup has __html__
         return visible(value)
     return value
 
