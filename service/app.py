@@ -20,6 +20,7 @@ from service.dashboard.routes import router as dashboard_router
 from service.db import Database, is_unavailable_error
 from service.decisions.jobs import expire_job
 from service.decisions.routes import router as decisions_router
+from service.demo.runner import DemoRunner
 from service.errors import DatabaseUnavailable, ForesightError, InternalError, InvalidInput
 from service.forecasts.retrain import retrain_job
 from service.forecasts.routes import router as forecasts_router
@@ -29,6 +30,7 @@ from service.jobs import Scheduler
 from service.loop.jobs import loop_job
 from service.loop.routes import router as loop_router
 from service.nodes.routes import router as nodes_router
+from service.ops.docs import router as docs_router
 from service.ops.logging import configure_logging, get_logger
 from service.ops.middleware import ErrorGuard, RequestMetricsMiddleware
 from service.ops.openapi import document_errors
@@ -60,11 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prepare_database(database, settings)
         tune_garbage_collector()
         jobs = [retrain_job(settings), expire_job(settings), replay_watchdog_job(settings)]
-        schedulers = []
+        schedulers: list[Scheduler | DemoRunner] = []
         if settings.jobs_enabled:
             schedulers.append(Scheduler(database, settings, jobs))
             if settings.loop_enabled:
                 schedulers.append(Scheduler(database, settings, [loop_job(settings)], name="foresight-loop"))
+        if settings.jobs_enabled and settings.load_sample_data and settings.demo_stream:
+            schedulers.append(DemoRunner(database))  # streams and trains only when the demo was set up
         for scheduler in schedulers:
             scheduler.start()
         yield
@@ -78,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Predictive resource manager: telemetry in, calibrated forecasts and explained decisions out",
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,  # served from bundled assets (service/ops/docs.py): /docs works offline
+        redoc_url=None,
     )
     limiter = RateLimiter(settings)
     app.state.rate_limiter = limiter
@@ -85,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityMiddleware, settings=settings, limiter=limiter)  # 429/413 are counted
     app.add_middleware(RequestMetricsMiddleware)
     app.include_router(ops_router)
+    app.include_router(docs_router)
     app.include_router(telemetry_router)
     app.include_router(forecasts_router)
     app.include_router(inventory_router)

@@ -1,11 +1,14 @@
-"""The `foresight` command line (typer): serve, db, ingest, keys. Every command honours
-FORESIGHT_DATABASE_URL; later issues add their own sub-commands here."""
+"""The `foresight` command line (typer): serve, db, ingest, keys, and the sub-commands of
+`service/cli_lazy.py` (forecast, mitigation, loop, sources, replay, backfill), imported only when used so
+commands that need no model library start fast. Every command honours FORESIGHT_DATABASE_URL."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -18,35 +21,19 @@ from service.auth import service as auth_service
 from service.auth.keys import SCOPES
 from service.backup_cli import backup as db_backup
 from service.backup_cli import restore as db_restore
+from service.cli_lazy import LazyGroup
 from service.config import Settings, get_settings
-from service.db import Database
-from service.errors import ForesightError
-from service.forecasts.cli import forecast_app
-from service.forecasts.train_cli import train as forecast_train
-from service.integrations.cli import backfill as backfill_command
-from service.integrations.cli import sources_app
-from service.loop.cli import loop_app
+from service.db import Database, normalise_url
+from service.errors import DatabaseUnavailable, ForesightError
 from service.names import shown
-from service.nodes.cli import mitigation_app
-from service.replays.cli import replay_app
-from service.startup import prepare_database
-from service.telemetry import service as telemetry
-from service.telemetry.csv_import import CsvMapping, batches, read_long_csv
 
-app = typer.Typer(help="Foresight: predictive resource manager.", no_args_is_help=True)
+app = typer.Typer(help="Foresight: predictive resource manager.", no_args_is_help=True, cls=LazyGroup)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 db_app.command("backup")(db_backup)
 db_app.command("restore")(db_restore)
 app.add_typer(keys_app, name="keys")
-forecast_app.command("train")(forecast_train)
-app.add_typer(forecast_app, name="forecast")
-app.add_typer(mitigation_app, name="mitigation")
-app.add_typer(loop_app, name="loop")
-app.add_typer(sources_app, name="sources")
-app.add_typer(replay_app, name="replay")
-app.command("backfill")(backfill_command)
 console = Console(stderr=True)
 
 
@@ -59,17 +46,57 @@ def _fail(error: ForesightError) -> None:
     raise typer.Exit(2)
 
 
+def unreachable_message(url: str, error: BaseException) -> str:
+    """One line saying why the database cannot be used, and what to do when it simply does not exist."""
+    from sqlalchemy.engine import make_url
+
+    target = make_url(normalise_url(url))
+    where = f"{target.get_backend_name()} database {target.database!r}"
+    if target.host:
+        where += f" at {target.host}:{target.port or 5432}"
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else ""
+    if "does not exist" in cause and target.get_backend_name() == "postgresql":
+        user = f" -U {target.username}" if target.username else ""
+        create = f"createdb -h {target.host or 'localhost'} -p {target.port or 5432}{user} {target.database}"
+        return f"{where} does not exist; create it with `{create}`, then run `foresight db upgrade`"
+    return f"cannot use the {where}: {cause or type(error).__name__}"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_command(command: F) -> F:
+    """A command that talks to the database: a database it cannot reach is one clear line (exit 2),
+    not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy import exc
+
+        try:
+            return command(*args, **kwargs)
+        except (exc.OperationalError, exc.InterfaceError, DatabaseUnavailable) as error:
+            cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
+            line = unreachable_message(get_settings().database_url, cause)
+            console.print(f"[red]error:[/red] {line}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return cast(F, run)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default FORESIGHT_HOST, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default FORESIGHT_PORT, 8000)")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
-    """Run the API (and, on the embedded default, migrate, load the sample trace, print a first key)."""
+    """Run the API (and, on the embedded default, migrate, set up the live demo, print a first key)."""
     import os
     import tempfile
 
     import uvicorn
+
+    from service.startup import prepare_database
 
     settings = get_settings()
     database = Database(settings)  # migrate / load the sample / bootstrap once, before any worker starts
@@ -88,6 +115,7 @@ def serve(
 
 
 @db_app.command("upgrade")
+@database_command
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply pending migrations (needed for Postgres; SQLite is migrated at start)."""
     database = _database()
@@ -96,6 +124,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
 
 
 @db_app.command("current")
+@database_command
 def db_current() -> None:
     """Print the database's revision and the code's head revision."""
     database = _database()
@@ -105,6 +134,7 @@ def db_current() -> None:
 
 
 @app.command()
+@database_command
 def ingest(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="Long CSV: series,timestamp,value")
@@ -118,6 +148,9 @@ def ingest(
     ] = None,
 ) -> None:
     """Import a CSV file in one transaction (all or nothing; re-importing stores nothing twice)."""
+    from service.telemetry import service as telemetry
+    from service.telemetry.csv_import import CsvMapping, batches, read_long_csv
+
     mapping = CsvMapping(kind=kind, cluster=cluster, metric=metric, unit=unit, series=series)
     database = _database()
     settings: Settings = database.settings
@@ -138,6 +171,7 @@ def ingest(
 
 
 @keys_app.command("create")
+@database_command
 def keys_create(
     scope: Annotated[list[str], typer.Option(help=f"Scope, repeatable: {', '.join(SCOPES)}")],
     name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
@@ -153,6 +187,7 @@ def keys_create(
 
 
 @keys_app.command("list")
+@database_command
 def keys_list() -> None:
     """List keys (never their secrets)."""
     with _database().session() as session:
@@ -169,6 +204,7 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
+@database_command
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id (see `keys list`)")]) -> None:
     """Revoke a key; it stops working at once."""
     try:

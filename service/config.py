@@ -32,7 +32,18 @@ class Settings(BaseSettings):
         default=True, description="Upgrade an embedded SQLite database on start (Postgres: `db upgrade`)."
     )
     load_sample_data: bool = Field(
-        default=True, description="Load the bundled sample trace when the database holds no series yet."
+        default=True,
+        description="Set up the live demo (bundled traces shifted to the present) when the database holds "
+        "no series yet; docs/demo.md.",
+    )
+    demo_stream: bool = Field(
+        default=True, description="Keep streaming the demo's traces as live telemetry while serving."
+    )
+    demo_speed: float = Field(
+        default=1.0,
+        ge=0.01,
+        le=1000,
+        description="Demo time compression: 10 plays a 5-minute step every 30 s.",
     )
     bootstrap_admin_key: bool = Field(
         default=True, description="Create and print an admin API key at start when no key exists."

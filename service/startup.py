@@ -1,32 +1,19 @@
-"""Start-up steps: migrate an embedded SQLite, load the bundled sample trace into an empty database, and
-print a first admin key. A database that is down at start is logged, not fatal: the API answers 503."""
+"""Start-up steps: migrate an embedded SQLite, set up the live demo in an empty database, and print a
+first admin key. A database that is down at start is logged, not fatal: the API answers 503."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import exc, func, select
+from sqlalchemy import exc
 
 from service import migrate
 from service.auth import service as auth_service
 from service.config import Settings
 from service.db import Database
-from service.models import Series
+from service.demo import setup as demo
 from service.ops.logging import get_logger
-from service.telemetry import service as telemetry
-from service.telemetry.csv_import import CsvMapping, batches, read_long_csv
 
 log = get_logger("foresight.startup")
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data" / "nab"
-SAMPLE_CLUSTER = "aws-demo"
-# file -> (entity kind, entity id, metric, unit); see sample_data/nab/README.md
-SAMPLE_FILES = {
-    "ec2_cpu_utilization_24ae8d.csv": ("node", "ec2-24ae8d", "cpu_utilization", "%"),
-    "ec2_cpu_utilization_5f5533.csv": ("node", "ec2-5f5533", "cpu_utilization", "%"),
-    "rds_cpu_utilization_cc0c53.csv": ("node", "rds-cc0c53", "cpu_utilization", "%"),
-    "ec2_network_in_257a54.csv": ("node", "ec2-257a54", "network_in_bytes", "B"),
-    "elb_request_count_8c0756.csv": ("workload", "elb-8c0756", "request_count", "req"),
-}
+SAMPLE_CLUSTER = demo.catalog.CLUSTER
 
 
 def prepare_database(database: Database, settings: Settings) -> None:
@@ -45,16 +32,11 @@ def prepare_database(database: Database, settings: Settings) -> None:
 
 
 def load_sample_data(database: Database) -> int:
-    """Load the NAB sample trace when no series exist yet; returns samples stored."""
+    """Set up the live demo when no series exist yet (service/demo/); returns samples stored."""
     with database.session() as session:
-        if session.scalar(select(func.count()).select_from(Series)):
-            return 0
-        stored = 0
-        for name, (kind, entity, metric, unit) in SAMPLE_FILES.items():
-            mapping = CsvMapping(kind=kind, cluster=SAMPLE_CLUSTER, metric=metric, unit=unit, series=entity)
-            for batch in batches(read_long_csv(SAMPLE_DIR / name, mapping), mapping):
-                stored += telemetry.ingest_document(session, batch, database.settings).accepted
-    log.info("sample_data_loaded", samples=stored, cluster=SAMPLE_CLUSTER)
+        stored = demo.set_up(session, database.settings)
+    if stored:
+        log.info("demo_loaded", samples=stored, cluster=SAMPLE_CLUSTER)
     return stored
 
 

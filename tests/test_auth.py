@@ -65,6 +65,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/v1/replays/1", None, "read"),
     ("GET", "/v1/replays/1/report", None, "read"),
     ("GET", "/v1/replays/1/timeline", None, "read"),
+    ("GET", "/v1/replays/1/trace", None, "read"),
     ("GET", "/v1/loop", None, "read"),
     ("GET", "/v1/loop/targets", None, "read"),
     ("PUT", "/v1/loop/targets/workload/web", {"frozen": True}, "admin"),

@@ -1,15 +1,23 @@
 """The CLI against both backends: `db upgrade`, `ingest` of long and two-column CSV files (whole file or
-nothing, re-import stores nothing twice)."""
+nothing, re-import stores nothing twice), start-up that imports no model library, and a missing
+database answered in one line."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from service.cli import app
 from service.db import Database
+from tests.conftest import pg_url, require_postgres
 from tests.helpers import REPO_ROOT, counts, snapshot
 from tests.test_auth import run_cli
 
@@ -113,3 +121,52 @@ def test_loop_kill_switch_from_the_command_line(database: Database, migrated_url
     assert "actuation enabled" in run_cli(migrated_url, "loop", "unfreeze").stdout
     ran = json.loads(run_cli(migrated_url, "loop", "run-once").stdout.strip().splitlines()[-1])
     assert ran["claimed"] == 0
+
+
+MODEL_LIBRARIES = ("torch", "lightgbm", "statsforecast", "econml", "sklearn", "ray", "lightning",
+                   "pytorch_forecasting", "statsmodels", "plotly", "fastapi", "uvicorn")  # fmt: skip
+PROBE = """
+import json, sys
+from service.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except (SystemExit, Exception):  # help and usage answers end this way; the imports are what counts
+    pass
+print(json.dumps(sorted(name for name in {libs!r} if name in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["keys", "--help"], ["db", "current", "--help"]])
+def test_commands_without_models_import_no_model_library(argv: list[str]) -> None:
+    """The import graph of start-up (not a timing): importing the CLI and running a command that needs
+    no model leaves torch, LightGBM, statsforecast, econml, Ray, … unimported."""
+    probe = PROBE.format(libs=MODEL_LIBRARIES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORESIGHT_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env,
+                          cwd=REPO_ROOT, timeout=120, check=True)  # fmt: skip
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_lazy_sub_commands_load_when_used() -> None:
+    help_page = CliRunner().invoke(app, ["--help"])
+    assert help_page.exit_code == 0
+    for name in ("forecast", "mitigation", "loop", "sources", "replay", "backfill"):
+        assert name in help_page.output
+    policies = CliRunner().invoke(app, ["replay", "policies"])
+    assert policies.exit_code == 0 and "bayesian" in policies.output
+    models = CliRunner().invoke(app, ["forecast", "--help"])
+    assert models.exit_code == 0 and "train" in models.output  # wired onto the lazily loaded group
+
+
+def test_db_upgrade_on_a_missing_postgres_database_says_so_in_one_line() -> None:
+    require_postgres()
+    name = f"foresight_missing_{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORESIGHT_")}
+    env.update(PYTHONPATH=str(REPO_ROOT), FORESIGHT_DATABASE_URL=pg_url(name), COLUMNS="80")
+    done = subprocess.run([sys.executable, "-m", "service.cli", "db", "upgrade"], capture_output=True,
+                          text=True, env=env, cwd=REPO_ROOT, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "does not exist" in lines[0] and "createdb" in lines[0] and name in lines[0]

@@ -4,21 +4,26 @@ results; a run whose process died is marked failed by the watchdog."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from service.cli import app
 from service.db import Database
 from service.models import ReplayRun
 from service.replays.jobs import fail_stale
 from tests.conftest import settings_for
-from tests.helpers import bearer
+from tests.helpers import batch, bearer, series
 
 QUICK = {"step_seconds": 300, "max_steps": 120, "power": {"policy": "none"}}
 SUMMARY_KEYS = {
@@ -93,6 +98,10 @@ def test_comparison_of_uploaded_trace(client: httpx.Client, keys: dict[str, dict
         ({"trace_csv": "a,b\n1,2\n", "trace_format": "long", "policy": "hpa"}, "trace_csv"),
         ({"trace": "nab-ec2-cpu", "trace_csv": "x", "policy": "hpa"}, "trace_csv"),
         ({"trace": "nab-ec2-cpu", "policy": "hpa", "policies": ["hpa"]}, "policies"),
+        ({"source": {}}, "source"),
+        ({"source": {"series": 1}, "trace": "nab-ec2-cpu"}, "source"),
+        ({"trace": "nab-ec2-cpu", "policies": ["hpa"], "hpa_targets": [0.7]}, "hpa_targets"),
+        ({"source": {"workload": "web"}, "hpa_targets": [1.5]}, "hpa_targets"),
     ],
 )
 def test_bad_requests_are_refused_before_queueing(
@@ -144,3 +153,74 @@ def test_watchdog_fails_runs_whose_process_died(database: Database, migrated_url
     with database.engine.connect() as connection:
         status, error = connection.execute(text("SELECT status, error FROM replays")).one()
     assert status == "failed" and "interrupted" in error
+
+
+def _stored_workload(client: httpx.Client, admin: dict[str, str]) -> None:
+    """A workload with two days of a seeded daily pattern at 5-minute steps, ending now."""
+    step, count = 300, 576
+    end = int(time.time()) // step * step
+    rng = np.random.default_rng(7)
+    t = end - step * np.arange(count)[::-1]
+    load = 120 + 60 * np.sin(2 * np.pi * t / 86400) + rng.gamma(2.0, 6.0, count)
+    samples = [[int(a), round(float(b), 3)] for a, b in zip(t, load, strict=True)]
+    body = batch(series("web", "requests_per_second", "req/s", samples, kind="workload"))
+    assert client.post("/v1/telemetry", json=body, headers=admin).status_code == 200
+    config = {"cluster": "west", "replicas": 4, "replica_capacity": 25.0, "max_replicas": 40,
+              "capacity_metric": "requests_per_second", "slo": {"cost_per_replica": 0.5}}  # fmt: skip
+    assert client.put("/v1/workloads/web", json=config, headers=admin).status_code == 200
+
+
+def test_savings_of_stored_telemetry_agree_with_replay_compare(
+    client: httpx.Client, make_key: Callable[..., str], tmp_path: Path
+) -> None:
+    """POST /v1/replays {source: {workload}} replays the workload's own series through Bayesian, HPA
+    (swept) and static peak; the CLI on the same trace and settings gives the same numbers."""
+    admin = bearer(make_key("admin", name="admin-key"))
+    _stored_workload(client, admin)
+    body = {"source": {"workload": "web"}, "hpa_targets": [0.6, 0.9], "config": {"power": {"policy": "none"}}}
+    started = client.post("/v1/replays", json=body, headers=admin)
+    assert started.status_code == 202, started.text
+    assert started.json()["kind"] == "savings" and started.json()["trace"] == "web.csv"
+    config = started.json()["config"]
+    assert config["serving"]["replica_capacity"] == 25.0 and config["step_seconds"] == 300  # the workload's
+    run = _finished(client, {"read": admin}, started.json()["id"])
+    assert run["status"] == "succeeded", run["error"]
+    summary = run["summary"]
+    assert set(summary["comparison"]) == {"bayesian", "hpa", "static-peak"}
+    assert [p["target"] for p in summary["hpa_curve"]] == [0.6, 0.9]
+
+    trace = client.get(f"/v1/replays/{run['id']}/trace", headers=admin)
+    assert trace.status_code == 200 and trace.text.startswith("series,timestamp,value")
+    (tmp_path / "web.csv").write_text(trace.text)
+    settings = {k: v for k, v in config.items() if k != "hpa_targets"}
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    cli = CliRunner()
+    args = ["replay", "compare", "--trace", str(tmp_path / "web.csv"), "--trace-format", "long",
+            "--config", str(tmp_path / "config.json"), "--seeds", "1"]  # fmt: skip
+    done = cli.invoke(app, [*args, "--policies", "bayesian,hpa,static-peak", "--output", str(tmp_path / "c")])
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "c" / "comparison.json").read_text()) == summary["comparison"]
+    swept = {**settings, "scaling": {**settings["scaling"], "target_utilisation": 0.6}}
+    (tmp_path / "swept.json").write_text(json.dumps(swept))
+    args[args.index(str(tmp_path / "config.json"))] = str(tmp_path / "swept.json")
+    done = cli.invoke(app, [*args, "--policies", "hpa", "--output", str(tmp_path / "h")])
+    assert done.exit_code == 0, done.output
+    hpa = json.loads((tmp_path / "h" / "comparison.json").read_text())["hpa"]
+    assert summary["hpa_curve"][0]["replica_hours"] == hpa["replica_hours"]["mean"]
+
+    saved = summary["savings"]
+    bayes, static = summary["comparison"]["bayesian"], summary["comparison"]["static-peak"]
+    expected = static["replica_hours"]["mean"] - bayes["replica_hours"]["mean"]
+    assert saved["vs_static_peak"]["replica_hours_saved"] == pytest.approx(expected)
+    assert saved["vs_static_peak"]["money_saved"] == pytest.approx(0.5 * expected)  # the workload's cost
+    retuned = saved["vs_hpa_retuned"]
+    at_most = [
+        p for p in summary["hpa_curve"] if p["sla_violation_rate"] <= bayes["sla_violation_rate"]["mean"]
+    ]
+    if at_most:
+        cheapest = min(at_most, key=lambda p: p["replica_hours"])
+        assert (
+            retuned["target"] == cheapest["target"] and retuned["replica_hours"] == cheapest["replica_hours"]
+        )
+    else:
+        assert retuned is None

@@ -1,5 +1,6 @@
-"""The embedded default as a user starts it: `foresight serve` on a fresh SQLite file migrates, loads the
-bundled sample trace, prints a first admin key that works, and does none of that twice."""
+"""The embedded default as a user starts it: `foresight serve` on a fresh SQLite file migrates, sets up
+the live demo (bundled traces shifted to the present), prints a first admin key that works, and does
+none of that twice; the demo's series end in the present and every one of them is forecast."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -56,13 +58,29 @@ def test_embedded_default_first_and_second_start(tmp_path: Path) -> None:
 
     process, url = _serve(tmp_path)
     try:
-        listing = httpx.get(url + "/v1/series", headers=bearer(key), timeout=30).json()
-        series = {(s["entity_id"], s["metric"]) for s in listing["items"]}
-        assert ("ec2-24ae8d", "cpu_utilization") in series and len(series) == 5
-        detail = httpx.get(
-            url + f"/v1/series/{listing['items'][0]['id']}", headers=bearer(key), timeout=30
-        ).json()
-        assert detail["samples"] == 4032
+        listing = httpx.get(url + "/v1/series?limit=100", headers=bearer(key), timeout=30).json()
+        series = {(s["entity_id"], s["metric"]): s["id"] for s in listing["items"]}
+        assert ("ec2-24ae8d", "cpu_utilization") in series and ("web", "request_count") in series
+        assert ("llm-code", "requests_per_second") in series and ("gpu-rack-1", "power_watts") in series
+        assert len(series) == 11
+        web = httpx.get(url + f"/v1/series/{series[('web', 'request_count')]}", headers=bearer(key)).json()
+        last = datetime.fromisoformat(web["last"])
+        assert abs((datetime.now(UTC) - last).total_seconds()) < 600  # the 2014 trace ends in the present
+        assert web["samples"] >= 3600  # the history, loaded once, not twice
+        assert web["samples"] < 2 * 3600
+        deadline = time.monotonic() + 120  # the first small models come within seconds of start
+        pending = set(series.values())
+        while pending and time.monotonic() < deadline:
+            pending = {
+                i
+                for i in pending
+                if httpx.get(
+                    url + f"/v1/forecasts?series={i}&horizon=1", headers=bearer(key), timeout=30
+                ).status_code
+                != 200
+            }
+            time.sleep(1)
+        assert not pending, f"series without a forecast: {pending}"
     finally:
         second_output = _stop(process)
     assert "fsk_" not in second_output  # no second key, the first one still works

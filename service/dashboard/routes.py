@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from service.auth import service as auth_service
 from service.dashboard import session as sessions
-from service.dashboard import views
+from service.dashboard import text, views
 from service.dashboard.session import User
 from service.decisions import service as decisions
 from service.deps import SessionDep, SettingsDep
@@ -34,6 +34,8 @@ STATIC = {
     "plotly.min.js": (Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "text/javascript"),
 }
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.finalize = text.finalize
+templates.env.filters["who"] = text.who
 router = APIRouter(include_in_schema=False)
 Csrf = Annotated[str, Form(alias=sessions.CSRF_FIELD)]
 
@@ -240,7 +242,7 @@ def decide(
         raise
     except ForesightError as error:
         return _back("/decisions", error=error.message)
-    return _back("/decisions", notice=f"decision {decision_id} {status} by {user.actor}")
+    return _back("/decisions", notice=f"decision {decision_id} {status} by {user.principal.name}")
 
 
 @router.get("/replays", response_model=None)
@@ -291,14 +293,61 @@ def replay(request: Request, session: SessionDep, user: Viewer, run_id: int) -> 
         run = replays.get(session, run_id)
     except NotFound as error:
         return _page(request, "error.html", user, status=404, message=error.message)
-    return _page(request, "replay.html", user, run=run)
+    return _page(request, "replay.html", user, run=run, **views.replay_view(run))
 
 
 @router.get("/replays/{run_id}/report", response_model=None)
 def replay_report(request: Request, session: SessionDep, user: Viewer, run_id: int) -> Response:
     try:
-        return HTMLResponse(replays.artifact(session, run_id, "report"))
+        report = replays.artifact(session, run_id, "report").decode()
     except DatabaseUnavailable:
         raise
     except ForesightError as error:
         return _page(request, "error.html", user, status=error.status_code, message=error.message)
+    return HTMLResponse(_with_back_link(report, run_id))
+
+
+def _with_back_link(report: str, run_id: int) -> str:
+    """The offline report with a link back to its replay page (and the list) at the top."""
+    back = (
+        f'<nav style="font:14px sans-serif;margin:8px 0"><a href="/replays/{run_id}">&larr; back to '
+        f'replay #{run_id}</a> · <a href="/replays">all replays</a> · <a href="/savings">savings</a></nav>'
+    )
+    head, marker, rest = report.partition("<body")
+    if not marker:
+        return back + report
+    tag_end = rest.find(">") + 1
+    return head + marker + rest[:tag_end] + back + rest[tag_end:]
+
+
+@router.get("/savings", response_model=None)
+def savings(request: Request, session: SessionDep, user: Viewer) -> Response:
+    return _page(request, "savings.html", user, **views.savings_page(session))
+
+
+@router.post("/savings", response_model=None)
+def start_savings(
+    request: Request,
+    session: SessionDep,
+    user: Operator,
+    tasks: BackgroundTasks,
+    workload: Annotated[str, Form()] = "",
+    hours: Annotated[str, Form()] = "",
+    seeds: Annotated[int, Form(ge=1, le=5)] = 1,
+) -> Response:
+    """What would Foresight have saved on this workload's own telemetry? (a savings replay)"""
+    cluster, _, name = workload.partition("/")
+    source: dict[str, Any] = {"workload": name, "cluster": cluster or None}
+    try:
+        if hours.strip():
+            source["hours"] = float(hours)
+        body = ReplayRequest.model_validate({"source": source, "seeds": seeds})
+        answer, job = replays.start(session, request.app.state.database, body, user.actor)
+    except (ValueError, ValidationError) as error:
+        return _back("/savings", error=f"invalid request: {error}")
+    except DatabaseUnavailable:
+        raise
+    except ForesightError as error:
+        return _back("/savings", error=error.message)
+    tasks.add_task(job)
+    return RedirectResponse(f"/replays/{answer.id}", status_code=303)

@@ -1,6 +1,7 @@
 """The retraining job: a forecaster is trained again when it is older than the retrain interval or its
-live 80% interval coverage has drifted; on a fresh embedded install, a first model is trained on the
-bundled sample cluster so forecasts work out of the box."""
+live 80% interval coverage has drifted. Only models that still serve a series are retrained (a model
+another one replaced stays in the registry as history). The embedded demo trains its own first models
+(service/demo/runner.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from service.forecasts import repository as registry
 from service.forecasts import service as forecasts
 from service.jobs import Job
 from service.models.base import utcnow
-from service.startup import SAMPLE_CLUSTER
 
 MIN_SCORED = 24  # scored forecast points before coverage drift is trusted
 NOMINAL = 0.8
@@ -31,12 +31,9 @@ def retrain_due(session: Session, settings: Settings) -> dict[str, Any]:
         family = (row.name, tuple(sorted(entry[0] for entry in row.params.get("series", []))))
         latest.setdefault(family, row)  # newest first
     trained: list[dict[str, Any]] = []
-    if not latest and settings.load_sample_data:
-        selection = frames.Selection(cluster=SAMPLE_CLUSTER)
-        if frames.select_series(session, selection):
-            model = forecasts.train(session, forecasts.TrainRequest(selection=selection))
-            trained.append({"model_id": model.id, "reason": "initial model for the sample cluster"})
     for (_, series_ids), row in latest.items():
+        if not _serves_any(session, row.id, series_ids):
+            continue
         reason = _why_retrain(session, settings, row, list(series_ids))
         if reason is None:
             continue
@@ -49,6 +46,14 @@ def retrain_due(session: Session, settings: Settings) -> dict[str, Any]:
         model = forecasts.train(session, request)
         trained.append({"model_id": model.id, "replaces": row.id, "reason": reason})
     return {"trained": trained}
+
+
+def _serves_any(session: Session, model_id: int, series_ids: tuple[int, ...]) -> bool:
+    for series_id in series_ids:
+        found = registry.model_of_series(session, series_id)
+        if found is not None and found[0].id == model_id:
+            return True
+    return False
 
 
 def _why_retrain(session: Session, settings: Settings, row: Any, series_ids: list[int]) -> str | None:

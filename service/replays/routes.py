@@ -22,7 +22,8 @@ RunId = Annotated[int, Path(ge=1, le=2**62)]
     "/replays",
     response_model=ReplayOut,
     status_code=202,
-    summary="Start a replay (one policy) or a comparison (several) on a bundled or uploaded trace",
+    summary="Start a replay (one policy), a comparison (several) or a savings run (with HPA's target sweep) "
+    "on a bundled trace, an uploaded one or stored telemetry ({source: {workload}} or {source: {series}})",
 )
 def start(
     principal: Operate, session: SessionDep, request: Request, body: ReplayRequest, tasks: BackgroundTasks
@@ -66,3 +67,12 @@ def report(_: Read, session: SessionDep, run_id: RunId) -> HTMLResponse:
 )
 def timeline(_: Read, session: SessionDep, run_id: RunId) -> Response:
     return Response(service.artifact(session, run_id, "timeline"), media_type="text/csv")
+
+
+@router.get(
+    "/replays/{run_id}/trace",
+    summary="The trace a replay ran on (CSV): `foresight replay compare --trace` it to check the numbers",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def trace(_: Read, session: SessionDep, run_id: RunId) -> Response:
+    return Response(service.trace_csv(session, run_id), media_type="text/csv")

@@ -25,6 +25,7 @@ from replay.traces import ReplayError
 from service.db import Database
 from service.ops.logging import get_logger
 from service.replays import repository as repo
+from service.replays.savings import curve_point, savings
 
 log = get_logger("foresight.replays")
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -79,6 +80,10 @@ def _fail(database: Database, run_id: int, message: str) -> None:
             row.status, row.error, row.finished_at = "failed", message[:4000], _now()
 
 
+def _at_target(config: dict[str, Any], target: float) -> dict[str, Any]:
+    return {**config, "scaling": {**config.get("scaling", {}), "target_utilisation": target}}
+
+
 def _run(database: Database, run_id: int, trace_path: Path | None, trace_csv_gz: bytes | None) -> None:
     with database.session() as session:
         row = repo.get(session, run_id)
@@ -87,6 +92,7 @@ def _run(database: Database, run_id: int, trace_path: Path | None, trace_csv_gz:
         row.status, row.started_at, row.heartbeat_at = "running", _now(), _now()
         kind, fmt, policies = row.kind, row.trace_format, list(row.policies)
         seeds, config, name = row.seeds, dict(row.config), row.trace
+    targets = [float(t) for t in config.pop("hpa_targets", None) or []]
     with tempfile.TemporaryDirectory(prefix="foresight-replay-") as scratch:
         work = Path(scratch)
         if trace_path is None:
@@ -102,7 +108,7 @@ def _run(database: Database, run_id: int, trace_path: Path | None, trace_csv_gz:
             )
             results = {"summary": summary, "timeline_gz": gzip.compress((out / "timeline.csv").read_bytes())}
         else:
-            total = len(policies) * seeds
+            total = (len(policies) + len(targets)) * seeds
             done = [0]
 
             def advance(policy: str, seed: int) -> None:
@@ -113,6 +119,14 @@ def _run(database: Database, run_id: int, trace_path: Path | None, trace_csv_gz:
                 trace_path, fmt, policies, config, seeds, output_dir=out, advance=advance
             )
             results = {"summary": table, "timeline_gz": None}
+            if kind == "savings":
+                curve = [
+                    curve_point(t, compare_policies(trace_path, fmt, ["hpa"], _at_target(config, t), seeds,
+                                                    advance=advance))
+                    for t in targets
+                ]  # fmt: skip
+                summary = {"comparison": table, "hpa_curve": curve, "savings": savings(table, curve, config)}
+                results = {"summary": summary, "timeline_gz": None}
         report = gzip.compress((out / "report.html").read_bytes())
     with database.session() as session:  # everything at once, or (on failure above) nothing
         row = repo.get(session, run_id)

@@ -7,6 +7,7 @@ import gzip
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import ReplayRun
 from service.replays import repository as repo
-from service.replays import runner
+from service.replays import runner, sources
 from service.replays.bundled import BUNDLED
 from service.replays.schemas import BundledTrace, ReplayOut, ReplayPage, ReplayRequest
 
@@ -50,26 +51,38 @@ def _check_knobs(config: dict[str, object]) -> None:
             raise _bad("config", f"config.{key} must be {bound}, got {value!r}")
 
 
-def _check(body: ReplayRequest) -> tuple[str, str, Path | None, bytes | None]:
-    """(trace name, format, bundled path or None, gzipped upload or None), or a 422 naming the field."""
+def _check(
+    session: Session, body: ReplayRequest
+) -> tuple[str, str, Path | None, bytes | None, dict[str, Any]]:
+    """(trace name, format, bundled path or None, gzipped upload or None, the config to run), or a 422
+    naming the field. A stored source's workload settings are the config's defaults."""
     for name in body.policies or [body.policy or ""]:
         if name not in POLICIES:
             raise _bad(
                 "policies" if body.policies else "policy",
                 f"unknown policy {name!r}; choose from {', '.join(POLICIES)}",
             )
+    config = dict(body.config)
+    if body.source is not None:
+        if body.trace_format not in (None, "long"):
+            raise _bad("trace_format", "stored telemetry replays as a long trace")
+        found = sources.trace_of(session, body.source)
+        config = sources.merged(found.defaults, config)
+        body = body.model_copy(
+            update={"trace_csv": found.csv, "trace_name": found.name, "trace_format": "long"}
+        )
     try:
-        validate_config(body.config)
+        config = validate_config(config)
     except ReplayError as error:
         raise _bad("config", str(error)) from error
-    _check_knobs(body.config)
+    _check_knobs(config)
     if body.trace is not None:
         bundled = BUNDLED.get(body.trace)
         if bundled is None:
             raise _bad("trace", f"unknown bundled trace {body.trace!r}; choose from {', '.join(BUNDLED)}")
         if body.trace_format is not None and body.trace_format != bundled.trace_format:
             raise _bad("trace_format", f"{bundled.name} is a {bundled.trace_format} trace")
-        return bundled.name, bundled.trace_format, bundled.path, None
+        return bundled.name, bundled.trace_format, bundled.path, None, config
     assert body.trace_csv is not None and body.trace_format is not None
     data = body.trace_csv.encode()
     with tempfile.TemporaryDirectory(prefix="foresight-trace-") as scratch:
@@ -79,24 +92,27 @@ def _check(body: ReplayRequest) -> tuple[str, str, Path | None, bytes | None]:
             load_trace(path, body.trace_format)
         except (ReplayError, ValueError) as error:
             raise _bad("trace_csv", f"the uploaded trace cannot be replayed: {error}") from error
-    return body.trace_name, body.trace_format, None, gzip.compress(data)
+    return body.trace_name, body.trace_format, None, gzip.compress(data), config
 
 
 def start(
     session: Session, database: Database, body: ReplayRequest, actor: str
 ) -> tuple[ReplayOut, Callable[[], None]]:
     """Queue a replay: the row now, and the job to hand to the worker once the row is committed."""
-    name, fmt, path, upload = _check(body)
+    name, fmt, path, upload, config = _check(session, body)
+    if body.hpa_targets:
+        config["hpa_targets"] = list(body.hpa_targets)
+    kind = "savings" if body.hpa_targets else "compare" if body.policies else "run"
     row = repo.add(
         session,
         ReplayRun(
-            kind="compare" if body.policies else "run",
+            kind=kind,
             status="queued",
             trace=name,
             trace_format=fmt,
             policies=list(body.policies or [body.policy or ""]),
             seeds=body.seeds if body.policies else 1,
-            config=body.config,
+            config=config,
             created_by=actor,
             progress=0.0,
             trace_csv_gz=upload,
@@ -149,6 +165,18 @@ def artifact(session: Session, run_id: int, which: str) -> bytes:
         )
         raise Conflict(f"replay {run_id} {state}; its {which} is not available")
     return gzip.decompress(blob)
+
+
+def trace_csv(session: Session, run_id: int) -> bytes:
+    """The trace a replay ran on, as a file `foresight replay run|compare --trace` reads."""
+    row = _row(session, run_id)
+    if row.trace_csv_gz is not None:
+        return gzip.decompress(row.trace_csv_gz)
+    bundled = BUNDLED.get(row.trace)
+    if bundled is None:
+        raise Conflict(f"replay {run_id}'s trace {row.trace!r} is no longer bundled")
+    data = bundled.path.read_bytes()
+    return gzip.decompress(data) if bundled.path.suffix == ".gz" else data
 
 
 def traces() -> list[BundledTrace]:

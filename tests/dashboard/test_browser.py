@@ -65,7 +65,8 @@ def test_operator_flow_in_a_browser(
     page.get_by_label("API key").fill(keys["operate"])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
-    assert _charted(page, "chart-overview")
+    names = {t["name"] for t in _charted(page, "chart-w1")}  # one small chart per workload
+    assert {"load", "80% interval", "replicas"} <= names, names
     workload_link = page.get_by_role("link", name="web", exact=True).first
     expect(workload_link).to_be_visible()
     _shot(page, backend, "overview")
@@ -96,11 +97,11 @@ def test_operator_flow_in_a_browser(
     page.get_by_role("link", name="Decisions").click()
     page.get_by_label(f"Note for decision {seeded['id']}").fill("checked in the dashboard")
     page.get_by_role("button", name=f"Approve decision {seeded['id']}").click()
-    notice = f"decision {seeded['id']} approved by key:operate-key#"
+    notice = f"decision {seeded['id']} approved by operate-key"
     expect(page.get_by_role("status")).to_contain_text(notice)
     row = page.locator("#audit-log tr", has_text=f"#{seeded['id']}")
     expect(row).to_contain_text("approved")
-    expect(row.locator("td.actor")).to_contain_text("key:operate-key#")
+    expect(row.locator("td.actor")).to_contain_text("operate-key")
     _shot(page, backend, "decisions")
 
     page.get_by_role("link", name="Replays").click()
@@ -116,13 +117,27 @@ def test_operator_flow_in_a_browser(
     page.locator("#report-link").click()
     page.wait_for_load_state("load")
     _shot(page, backend, "replay-report")
+    page.get_by_role("link", name=re.compile("back to replay")).click()
+    expect(page.locator("#replay-status")).to_contain_text("succeeded")
+
+    page.get_by_role("link", name="Savings").click()
+    page.get_by_label("Workload").select_option("west/web")
+    page.get_by_label("Last hours").fill("24")
+    _shot(page, backend, "savings-form")
+    page.get_by_role("button", name="Replay").click()
+    expect(page.locator("#savings")).to_be_visible(timeout=300_000)  # the page refreshes itself
+    savings = {t["name"] for t in _charted(page, "chart-savings")}
+    assert {"HPA, target swept", "Foresight (bayesian)", "static peak"} <= savings, savings
+    _charted(page, "chart-hours")
+    expect(page.locator("#savings")).to_contain_text("replica-hours saved against static peak")
+    _shot(page, backend, "savings")
 
     phone = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
     phone.add_cookies(page.context.cookies())
     small = phone.new_page()
     small_errors = Errors(small)
     small.goto("/")
-    _charted(small, "chart-overview")
+    _charted(small, "chart-w1")
     _shot(small, backend, "overview-phone")
     phone.close()
 
