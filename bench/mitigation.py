@@ -45,6 +45,8 @@ from mitigation_fleets import FLEETS, Fleet, FleetData  # noqa: E402
 console = Console()
 T0 = 1_700_000_000
 NODES = 300
+QUIET = {"FORESIGHT_LOOP_ENABLED": "false"}
+"""The API alone: no control loop deciding alongside the bench's requests."""
 
 
 def _bodies(fleet: Fleet, data: FleetData, start: int, history: bool) -> list[dict[str, Any]]:
@@ -77,7 +79,7 @@ def run_fleet(fleet: Fleet, args: argparse.Namespace, pg: str | None) -> dict[st
     pid = None
     try:
         with (
-            scratch_server(["ingest", "operate", "admin"], pg=pg) as server,
+            scratch_server(["ingest", "operate", "admin"], pg=pg, env=QUIET) as server,
             httpx.Client(base_url=server.url, timeout=600) as client,
         ):
             pid = server.pid
@@ -90,10 +92,12 @@ def run_fleet(fleet: Fleet, args: argparse.Namespace, pg: str | None) -> dict[st
                 _ok(client.post("/v1/node-events", json={"events": bodies[at : at + 10_000]},
                                 headers=server.bearer("ingest")), "import")  # fmt: skip
             result["import_s"] = time.perf_counter() - started
+            console.print(f"[dim]{fleet.name}: imported {size} events in {result['import_s']:.1f} s[/dim]")
             started = time.perf_counter()
             model = _ok(client.post("/v1/models/mitigation/train", json={}, headers=server.bearer("operate")),
                         "train")  # fmt: skip
             result["train_s"] = time.perf_counter() - started
+            console.print(f"[dim]{fleet.name}: trained in {result['train_s']:.1f} s[/dim]")
             asks = _bodies(fleet, test, size + 1000, False)
             answers = []
             started = time.perf_counter()

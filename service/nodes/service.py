@@ -100,8 +100,15 @@ def _store(session: Session, node: Node, body: NodeEventBody, where: str) -> tup
         context=dict(body.context),
         action_taken=body.action_taken,
         downtime_minutes=body.downtime_minutes,
+        resolved_at=_resolved(body, ts),
     )
     return repo.add_event(session, row), True
+
+
+def _resolved(body: NodeEventBody, ts: datetime) -> datetime | None:
+    """History with its outcome (action and downtime known) is resolved: nothing is left to decide, so
+    the control loop does not ask for a mitigation of it."""
+    return ts if body.action_taken is not None and body.downtime_minutes is not None else None
 
 
 def record_event(session: Session, name: str, body: NodeEventIn) -> tuple[NodeEventOut, bool]:
@@ -131,6 +138,7 @@ def record_events(session: Session, body: BulkNodeEvents) -> BulkResult:
             "node_id": node_id, "ts": ts, "kind": item.kind, "severity": item.severity,
             "signals": dict(item.signals), "context": dict(item.context),
             "action_taken": item.action_taken, "downtime_minutes": item.downtime_minutes,
+            "resolved_at": _resolved(item, ts),
         })  # fmt: skip
     repo.add_events(session, rows)
     return BulkResult(created=len(rows), duplicates=len(body.events) - len(rows))
