@@ -39,7 +39,9 @@ from service.nodes.schemas import (
 )
 from service.timeparse import parse_time
 
-_MODELS: dict[int, MitigationModel] = {}
+_MODELS: dict[tuple[int, datetime], MitigationModel] = {}
+"""The serving model, by registry id and creation time (ids repeat across databases one process may
+serve one after another, e.g. a bench)."""
 _MODELS_LOCK = threading.Lock()
 
 
@@ -156,7 +158,7 @@ def _loaded_model(session: Session) -> tuple[MitigationModel | None, ModelRecord
     if record is None:
         return None, None
     with _MODELS_LOCK:
-        model = _MODELS.get(record.id)
+        model = _MODELS.get((record.id, record.created_at))
     if model is None:
         artifact = registry.artifact_of(session, record.id)
         if artifact is None:
@@ -164,7 +166,7 @@ def _loaded_model(session: Session) -> tuple[MitigationModel | None, ModelRecord
         model = MitigationModel.from_bytes(artifact)
         with _MODELS_LOCK:
             _MODELS.clear()  # one mitigation model serves at a time
-            _MODELS[record.id] = model
+            _MODELS[(record.id, record.created_at)] = model
     return model, record
 
 
