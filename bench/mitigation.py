@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _server import free_port, scratch_server  # noqa: E402
 from mitigation_fleets import FLEETS, Fleet, FleetData  # noqa: E402
 
-console = Console()
+console = Console(width=220)
 T0 = 1_700_000_000
 NODES = 300
 QUIET = {"FORESIGHT_LOOP_ENABLED": "false"}
