@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from policies.mitigation_model import MitigationModel
+from policies.mitigation_model import MitigationModel, ModelNotFitted
 from policies.mitigation_practice import DeclaredRule
 from policies.mitigation_rules import HardFaultOverrides
 from policies.mitigation_types import MitigationInput, NodeEventRecord
@@ -163,7 +163,10 @@ def _loaded_model(session: Session) -> tuple[MitigationModel | None, ModelRecord
         artifact = registry.artifact_of(session, record.id)
         if artifact is None:
             return None, record
-        model = MitigationModel.from_bytes(artifact)
+        try:
+            model = MitigationModel.from_bytes(artifact)
+        except ModelNotFitted:  # an artifact of an older format: answer as without a model (retrain)
+            return None, record
         with _MODELS_LOCK:
             _MODELS.clear()  # one mitigation model serves at a time
             _MODELS[(record.id, record.created_at)] = model
