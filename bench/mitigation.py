@@ -1,7 +1,8 @@
 """Causal node mitigation on many fleets, driven through the HTTP API as a user would.
 
-For every generating process of `bench/mitigation_fleets.py` (its docstring documents each one) a real
-`foresight serve` starts on a scratch SQLite database (`--pg` for Postgres); the bench then, over HTTP:
+For every generating process of `bench/mitigation_fleets.py` (its docstring documents each one) the real
+app starts under uvicorn on 127.0.0.1 on a fresh SQLite file (`--pg`: a `foresight serve` subprocess on a
+scratch Postgres database); the bench then, over HTTP:
 sets the fleet's hard-fault overrides (`PUT /v1/models/mitigation/rule`: its own fault kinds, or none),
 imports the history (`POST /v1/node-events`, 10,000 per request), trains (`POST
 /v1/models/mitigation/train`, defaults), and asks `POST /v1/recommendations/mitigation` for fresh events
@@ -26,8 +27,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +45,14 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _server import scratch_server  # noqa: E402
+from _server import free_port, scratch_server  # noqa: E402
 from mitigation_fleets import FLEETS, Fleet, FleetData  # noqa: E402
 
-console = Console()
+console = Console(width=220)
 T0 = 1_700_000_000
 NODES = 300
+QUIET = {"FORESIGHT_LOOP_ENABLED": "false"}
+"""The API alone: no control loop deciding alongside the bench's requests."""
 
 
 def _bodies(fleet: Fleet, data: FleetData, start: int, history: bool) -> list[dict[str, Any]]:
@@ -63,6 +71,56 @@ def _bodies(fleet: Fleet, data: FleetData, start: int, history: bool) -> list[di
     return out
 
 
+@dataclass
+class LocalServer:
+    url: str
+    keys: dict[str, str]
+    pid: int | None = None
+    dsn: str | None = None
+
+    def bearer(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[scope]}"}
+
+
+@contextmanager
+def local_server(scopes: list[str]) -> Iterator[LocalServer]:
+    """The real app under uvicorn on 127.0.0.1 in a thread of this process, on a fresh SQLite file (the
+    default: on a busy machine the subprocess set-up of `scratch_server` costs minutes per fleet)."""
+    import uvicorn
+
+    from service import migrate
+    from service.app import create_app
+    from service.auth import service as auth_service
+    from service.config import Settings
+    from service.db import Database
+
+    scratch = Path(tempfile.mkdtemp(prefix="foresight-mitigation-"))
+    settings = Settings(
+        database_url=f"sqlite:///{scratch / 'bench.db'}", load_sample_data=False, bootstrap_admin_key=False,
+        jobs_enabled=False, loop_enabled=False, log_level="WARNING",
+    )  # fmt: skip
+    database = Database(settings)
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        keys = {scope: auth_service.create_key(session, f"bench-{scope}", [scope]).key for scope in scopes}
+    database.dispose()
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield LocalServer(f"http://127.0.0.1:{port}", keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 def _ok(answer: httpx.Response, what: str) -> Any:
     if answer.status_code >= 300:
         raise SystemExit(f"{what} failed: {answer.status_code} {answer.text[:800]}")
@@ -77,7 +135,11 @@ def run_fleet(fleet: Fleet, args: argparse.Namespace, pg: str | None) -> dict[st
     pid = None
     try:
         with (
-            scratch_server(["ingest", "operate", "admin"], pg=pg) as server,
+            (
+                scratch_server(["ingest", "operate", "admin"], pg=pg, env=QUIET)
+                if pg
+                else local_server(["ingest", "operate", "admin"])
+            ) as server,
             httpx.Client(base_url=server.url, timeout=600) as client,
         ):
             pid = server.pid
@@ -90,10 +152,12 @@ def run_fleet(fleet: Fleet, args: argparse.Namespace, pg: str | None) -> dict[st
                 _ok(client.post("/v1/node-events", json={"events": bodies[at : at + 10_000]},
                                 headers=server.bearer("ingest")), "import")  # fmt: skip
             result["import_s"] = time.perf_counter() - started
+            console.print(f"[dim]{fleet.name}: imported {size} events in {result['import_s']:.1f} s[/dim]")
             started = time.perf_counter()
             model = _ok(client.post("/v1/models/mitigation/train", json={}, headers=server.bearer("operate")),
                         "train")  # fmt: skip
             result["train_s"] = time.perf_counter() - started
+            console.print(f"[dim]{fleet.name}: trained in {result['train_s']:.1f} s[/dim]")
             asks = _bodies(fleet, test, size + 1000, False)
             answers = []
             started = time.perf_counter()

@@ -36,7 +36,7 @@ from _server import scratch_server  # noqa: E402
 
 from policies.mitigation_synthetic import generate  # noqa: E402
 
-console = Console()
+console = Console(width=220)
 T0 = 1_700_000_000
 
 

@@ -174,8 +174,8 @@ class CausalMitigationPolicy:
 
     def _candidates(self, inputs: MitigationInput, row: _Row | None, fb: _Fallback) -> list[Candidate]:
         if row is None:
-            params = {"takes_out_of_service": takes_out_of_service(fb.action)}
-            return [Candidate(fb.action, params, math.nan, 0.0, True, f"fallback ({fb.source}); no estimate")]
+            only = {"takes_out_of_service": takes_out_of_service(fb.action)}
+            return [Candidate(fb.action, only, math.nan, 0.0, True, f"fallback ({fb.source}); no estimate")]
         out = []
         base = row.expected[row.actions.index(fb.action)] if fb.action in row.actions else math.nan
         for j, action in enumerate(row.actions):
@@ -183,7 +183,7 @@ class CausalMitigationPolicy:
             risk = 0.0 if action == fb.action else math.nan
             if action != fb.action and row.stderr is not None and row.stderr > 0 and action == row.best():
                 risk = float(NormalDist().cdf(effect / row.stderr))
-            params = {
+            params: dict[str, float | bool] = {
                 "effect_vs_fallback": effect,
                 "propensity": float(row.propensity[j]),
                 "takes_out_of_service": takes_out_of_service(action),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,6 @@ import numpy as np
 
 from policies.mitigation_learners import (
     LEARNERS,
-    EffectLearner,
     Propensity,
     TLearner,
     fit_learner,
@@ -313,8 +312,8 @@ class MitigationModel:
         mu, prop = np.zeros((n, k)), np.zeros((n, k))
         preds = {name: np.zeros((n, k)) for name in self.learners}
         fitted: dict[str, list[_Fold]] = {name: [] for name in self.learners}
-        seconds: Counter[str] = Counter()
-        forest_models: list[tuple[np.ndarray, EffectLearner]] = []
+        seconds: dict[str, float] = defaultdict(float)
+        forest_models: list[tuple[np.ndarray, Any]] = []
         for f in range(self.folds):
             train, test = fold != f, fold == f
             clock = time.perf_counter()

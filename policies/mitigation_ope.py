@@ -148,7 +148,8 @@ def saving(gamma: np.ndarray, y: np.ndarray) -> Saving:
     influence = (gamma - ratio * y) / logged
     se = float(influence.std(ddof=1) / np.sqrt(n))
     cut = 1.0 - ratio
-    return Saving(cut, cut - Z90 * se, cut + Z90 * se, float(gamma.mean()), logged, n)
+    # downtime is never negative, so no policy saves more than all of it
+    return Saving(cut, cut - Z90 * se, min(cut + Z90 * se, 1.0), float(gamma.mean()), logged, n)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service.models import Cluster, Decision, ModelRecord, Node, NodeEvent
 
@@ -76,7 +76,7 @@ def existing_event_keys(
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """One Core bulk insert (executemany / insertmanyvalues, no ORM bookkeeping) of new event rows."""
     if rows:
-        session.connection().execute(insert(NodeEvent.__table__), rows)
+        session.connection().execute(insert(NodeEvent), rows)
 
 
 def latest_rule(session: Session) -> ModelRecord | None:
@@ -125,7 +125,13 @@ def out_of_service(session: Session, cluster_id: int, except_node: int) -> int:
 
 
 def latest_mitigation_model(session: Session) -> ModelRecord | None:
-    query = select(ModelRecord).where(ModelRecord.kind == "policy", ModelRecord.name == MITIGATION_MODEL)
+    """The newest mitigation model's registry row without its artifact (megabytes: loaded once, by id,
+    when the serving cache does not hold it yet)."""
+    query = (
+        select(ModelRecord)
+        .options(defer(ModelRecord.artifact))
+        .where(ModelRecord.kind == "policy", ModelRecord.name == MITIGATION_MODEL)
+    )
     return session.scalars(query.order_by(ModelRecord.version.desc()).limit(1)).first()
 
 

@@ -117,6 +117,12 @@ class MitigationRequest(BaseModel):
         return self
 
 
+LearnerName = Literal["t_learner", "x_learner", "dr_learner", "causal_forest"]
+DEFAULT_LEARNERS: tuple[LearnerName, ...] = ("t_learner", "x_learner", "dr_learner", "causal_forest")
+if set(DEFAULT_LEARNERS) != set(LEARNERS):  # the policy's list is the one home; this names it for the API
+    raise RuntimeError(f"MitigationTrainRequest's learners {DEFAULT_LEARNERS} differ from {tuple(LEARNERS)}")
+
+
 class MitigationTrainRequest(BaseModel):
     """Fit on every stored event with a known action and downtime. The learners are compared and the
     strictness chosen by doubly-robust off-policy evaluation on held-out history."""
@@ -125,8 +131,8 @@ class MitigationTrainRequest(BaseModel):
 
     n_estimators: int = Field(default=48, ge=4, le=2000, multiple_of=4, description="Causal-forest trees")
     nuisance_estimators: int = Field(default=80, ge=10, le=2000, description="LightGBM trees per model")
-    learners: list[Literal["t_learner", "x_learner", "dr_learner", "causal_forest"]] = Field(
-        default_factory=lambda: list(LEARNERS), min_length=1, description="Estimators to compare"
+    learners: list[LearnerName] = Field(
+        default_factory=lambda: list(DEFAULT_LEARNERS), min_length=1, description="Estimators to compare"
     )
     folds: int = Field(default=3, ge=2, le=10, description="Cross-fitting folds")
     min_events: int = Field(default=200, ge=20, le=10_000_000)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from policies.mitigation_model import MitigationModel
+from policies.mitigation_model import MitigationModel, ModelNotFitted
 from policies.mitigation_practice import DeclaredRule
 from policies.mitigation_rules import HardFaultOverrides
 from policies.mitigation_types import MitigationInput, NodeEventRecord
@@ -40,7 +40,9 @@ from service.nodes.schemas import (
 from service.timeparse import parse_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MODELS: dict[int, MitigationModel] = {}
+_MODELS: dict[tuple[int, datetime], MitigationModel] = {}
+"""The serving model, by registry id and creation time (ids repeat across databases one process may
+serve one after another, e.g. a bench)."""
 _MODELS_LOCK = threading.Lock()
 
 
@@ -105,8 +107,15 @@ def _store(session: Session, node: Node, body: NodeEventBody, where: str) -> tup
         context=dict(body.context),
         action_taken=body.action_taken,
         downtime_minutes=body.downtime_minutes,
+        resolved_at=_resolved(body, ts),
     )
     return repo.add_event(session, row), True
+
+
+def _resolved(body: NodeEventBody, ts: datetime) -> datetime | None:
+    """History with its outcome (action and downtime known) is resolved: nothing is left to decide, so
+    the control loop does not ask for a mitigation of it."""
+    return ts if body.action_taken is not None and body.downtime_minutes is not None else None
 
 
 def record_event(session: Session, name: str, body: NodeEventIn) -> tuple[NodeEventOut, bool]:
@@ -136,6 +145,7 @@ def record_events(session: Session, body: BulkNodeEvents) -> BulkResult:
             "node_id": node_id, "ts": ts, "kind": item.kind, "severity": item.severity,
             "signals": dict(item.signals), "context": dict(item.context),
             "action_taken": item.action_taken, "downtime_minutes": item.downtime_minutes,
+            "resolved_at": _resolved(item, ts),
         })  # fmt: skip
     repo.add_events(session, rows)
     return BulkResult(created=len(rows), duplicates=len(body.events) - len(rows))
@@ -153,15 +163,18 @@ def _loaded_model(session: Session) -> tuple[MitigationModel | None, ModelRecord
     if record is None:
         return None, None
     with _MODELS_LOCK:
-        model = _MODELS.get(record.id)
+        model = _MODELS.get((record.id, record.created_at))
     if model is None:
         artifact = registry.artifact_of(session, record.id)
         if artifact is None:
             return None, record
-        model = MitigationModel.from_bytes(artifact)
+        try:
+            model = MitigationModel.from_bytes(artifact)
+        except ModelNotFitted:  # an artifact of an older format: answer as without a model (retrain)
+            return None, record
         with _MODELS_LOCK:
             _MODELS.clear()  # one mitigation model serves at a time
-            _MODELS[record.id] = model
+            _MODELS[(record.id, record.created_at)] = model
     return model, record
 
 
