@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
 from pydantic import AfterValidator, Field
 
 MAX_NAME = 200
@@ -41,7 +40,8 @@ def shown(value: str) -> str:
     return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
 
 
-def _checked(max_length: int, allow_empty: bool = False) -> AfterValidator:
+def checked_name(max_length: int, allow_empty: bool = False) -> AfterValidator:
+    """The name policy as a pydantic validator (for `Annotated` name types here and in route_names)."""
     def check(value: str) -> str:
         problem = name_problem(value, max_length=max_length, allow_empty=allow_empty)
         if problem:
@@ -56,13 +56,15 @@ def _checked(max_length: int, allow_empty: bool = False) -> AfterValidator:
 _BAD = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
 NAME_PATTERN = rf"^[^\s{_BAD}]([^{_BAD}]*[^\s{_BAD}])?$"
 _HINT = Field(json_schema_extra={"pattern": NAME_PATTERN})
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME), _HINT, _checked(MAX_NAME)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME), _HINT, checked_name(MAX_NAME)]
 """A name of 1-200 printable characters without surrounding whitespace."""
-ShortName = Annotated[str, Field(min_length=1, max_length=100), _HINT, _checked(100)]
+ShortName = Annotated[str, Field(min_length=1, max_length=100), _HINT, checked_name(100)]
 """A name of a registered thing (policy, model, trace, profile): 1-100 printable characters."""
-LongName = Annotated[str, Field(min_length=1, max_length=400), _HINT, _checked(400)]
+LongName = Annotated[str, Field(min_length=1, max_length=400), _HINT, checked_name(400)]
 """A compound name (`namespace/Deployment/name`): 1-400 printable characters."""
-LabelValue = Annotated[str, Field(max_length=MAX_LABEL_VALUE), _checked(MAX_LABEL_VALUE, allow_empty=True)]
+LabelValue = Annotated[
+    str, Field(max_length=MAX_LABEL_VALUE), checked_name(MAX_LABEL_VALUE, allow_empty=True)
+]
 """A label value: like a name, but may be empty."""
 
 
@@ -85,23 +87,3 @@ def _check_text(value: str) -> str:
 
 Text = Annotated[str, Field(max_length=1000), AfterValidator(_check_text)]
 """Free text kept for people (a note, a reason): printable (newlines and tabs allowed), bounded."""
-
-
-def _optional_name(value: str | None) -> str | None:
-    if value is not None and (problem := name_problem(value)):
-        raise ValueError(problem)
-    return value
-
-
-PathName = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": NAME_PATTERN}),
-    _checked(MAX_NAME),
-]
-"""A name in the URL path (`/v1/workloads/{name}`)."""
-QueryName = Annotated[
-    str | None,
-    Query(max_length=MAX_NAME, json_schema_extra={"pattern": NAME_PATTERN}),
-    AfterValidator(_optional_name),
-]
-"""An optional name filter in the query string (`?cluster=west`)."""

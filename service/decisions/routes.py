@@ -23,7 +23,7 @@ from service.decisions.schemas import (
     Verdict,
 )
 from service.deps import SessionDep, require
-from service.names import QueryName
+from service.route_names import QueryName
 from service.timeparse import parse_time
 
 router = APIRouter(prefix="/v1", tags=["decisions"])

@@ -19,8 +19,8 @@ from service.errors import ForesightError
 from service.integrations import exports, keda, otlp, receive, remote_write
 from service.integrations.convert import RawBatch
 from service.integrations.schemas import KedaOut, ReceiveResult
-from service.names import PathName, QueryName
 from service.ops.metrics import REJECTED_BATCHES
+from service.route_names import PathName, QueryName
 from service.telemetry.routes import read_body
 from service.telemetry.service import timed
 

@@ -17,7 +17,7 @@ from service.inventory.schemas import (
     WorkloadConfig,
     WorkloadOut,
 )
-from service.names import PathName, QueryName
+from service.route_names import PathName, QueryName
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
 Read = Annotated[Principal, Depends(require("read"))]

@@ -12,7 +12,7 @@ from service.deps import Database, SessionDep, SettingsDep, get_database, requir
 from service.loop import service
 from service.loop.jobs import run_once
 from service.loop.schemas import Freeze, LoopStatus, TargetConfig, TargetKind, TargetOut
-from service.names import PathName
+from service.route_names import PathName
 
 router = APIRouter(prefix="/v1/loop", tags=["control loop"])
 Read = Annotated[Principal, Depends(require("read"))]

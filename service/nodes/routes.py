@@ -12,7 +12,6 @@ from service.auth.schemas import Principal
 from service.decisions.schemas import DecisionOut
 from service.deps import SessionDep, SettingsDep, require
 from service.forecasts.schemas import ModelOut
-from service.names import PathName, QueryName
 from service.nodes import service
 from service.nodes.schemas import (
     BulkNodeEvents,
@@ -24,6 +23,7 @@ from service.nodes.schemas import (
     NodeEventIn,
     NodeEventOut,
 )
+from service.route_names import PathName, QueryName
 
 router = APIRouter(prefix="/v1", tags=["nodes"])
 Ingest = Annotated[Principal, Depends(require("ingest"))]

@@ -12,8 +12,8 @@ from service.db import on_commit
 from service.deps import SessionDep, SettingsDep, require
 from service.errors import ForesightError, InvalidInput, NotFound, PayloadTooLarge
 from service.models import Series
-from service.names import QueryName
 from service.ops.metrics import REJECTED_BATCHES
+from service.route_names import QueryName
 from service.telemetry import repository
 from service.telemetry import service as telemetry
 from service.telemetry.schemas import (
