@@ -74,12 +74,15 @@ class SideScaler:
 
     For a level below the median the factor is the (1 - tau) quantile of `(median - y) / (median - q_tau)`
     over validation residuals, so that after scaling y falls below the new q_tau a fraction tau of the
-    time; symmetrically above. `bounds` keeps every factor finite and positive.
+    time; symmetrically above. With few residuals the factor is shrunk towards 1 (in log space, weight
+    n / (n + prior_rows)), so a short validation window cannot over-narrow or over-widen; `bounds`
+    keeps every factor finite and positive.
     """
 
     levels: tuple[float, ...]
     bounds: tuple[float, float] = (0.25, 4.0)
     min_per_step: int = 60
+    prior_rows: int = 20
     factors: np.ndarray = field(default_factory=lambda: np.ones((1, 0)))
 
     def fit(self, y: np.ndarray, q: np.ndarray, step: np.ndarray, floor: np.ndarray) -> SideScaler:
@@ -116,7 +119,8 @@ class SideScaler:
                 score = (y - med) / dist
                 level = tau
             f[k] = float(np.quantile(score, level))
-        return np.clip(f, *self.bounds)
+        f = np.clip(f, *self.bounds)
+        return np.exp(np.log(f) * len(y) / (len(y) + self.prior_rows))
 
     def apply(self, q: np.ndarray, step: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Rescaled quantiles (n, K) for rows at horizon `step` (n,); the median is untouched."""
