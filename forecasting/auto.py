@@ -14,8 +14,8 @@ window and are updated with the rest, as in a backtest, so fit costs one fit per
 A time budget bounds the search: candidates run cheapest first; a per-series model is timed on a few
 series first and skipped when its projected cost exceeds what is left of the budget. `describe()` lists
 members, weights, validation scores and what was skipped and why. With too little history to validate,
-`auto` falls back to `seasonal_window` alone (and says so); with too little for that, the error says how
-much is needed.
+`auto` falls back to naive and AutoETS equally weighted (and says so); with too little for that, the
+error says how much is needed.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def default_candidates(horizon: int) -> dict[str, Candidate]:
     }
 
 
-FALLBACK = "seasonal_window"
+FALLBACK = ("naive", "autoets")  # with no evidence: the classic robust pair, equally weighted
 _PROBE_SERIES = 8
 
 
@@ -167,10 +167,10 @@ class AutoForecaster(Forecaster):
         if n_windows == 0:
             need = self._min_fit() + self.horizon + 1
             why = f"history too short to validate ({len(stamps)} time steps; validation needs >= {need})"
-            self._skipped = {c: why for c in self.candidates if c != FALLBACK}
-            self._members = {FALLBACK: self._member(FALLBACK).fit(raw)}
-            self._weights = np.ones((len(self._keys), 1))
-            self._global = np.ones(1)
+            self._skipped = {c: why for c in self.candidates if c not in FALLBACK}
+            self._members = {name: self._member(name).fit(raw) for name in FALLBACK}
+            self._weights = np.full((len(self._keys), len(FALLBACK)), 1.0 / len(FALLBACK))
+            self._global = np.full(len(FALLBACK), 1.0 / len(FALLBACK))
             self._fit_seconds = time.perf_counter() - start
             return
         last = len(stamps) - 1 - self.horizon
