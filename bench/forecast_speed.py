@@ -11,6 +11,7 @@ which candidates its time budget let in.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ def synthetic_frame(n_series: int, n_points: int, seed: int = 0) -> pd.DataFrame
     })  # fmt: skip
 
 
-def measure(name: str, frame: pd.DataFrame, horizon: int) -> tuple[float, float, dict | None]:
+def measure(name: str, frame: pd.DataFrame, horizon: int) -> tuple[float, float, float, dict | None]:
     probe = create_forecaster(name).get_params()
     config: dict[str, object] = {"freq": "5min"}
     if "horizon" in probe:
@@ -59,14 +60,15 @@ def measure(name: str, frame: pd.DataFrame, horizon: int) -> tuple[float, float,
     if "max_horizon" in probe and int(probe["max_horizon"]) < horizon:
         config["max_horizon"] = horizon
     model = create_forecaster(name, **config)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(frame)
     fitted = time.perf_counter()
     forecast = model.predict(horizon)
     done = time.perf_counter()
     assert len(forecast) == frame["series_id"].nunique() * horizon
+    cpu = time.process_time() - cpu  # CPU seconds of all this process's threads: robust to a busy machine
     describe = getattr(model, "describe", None)
-    return fitted - start, done - fitted, describe() if callable(describe) else None
+    return fitted - start, done - fitted, cpu, describe() if callable(describe) else None
 
 
 def main() -> None:
@@ -92,22 +94,22 @@ def main() -> None:
     title = (
         f"{args.series:,} series x {args.points:,} points, horizon {args.horizon} (seconds per 1,000 series)"
     )
-    table = Table("model", "fit s", "predict s", "fit+predict s", title=title)
+    table = Table("model", "fit s", "predict s", "fit+predict s", "CPU s (all threads)", title=title)
     notes: list[str] = []
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         for name in models:
             task = progress.add_task(f"fitting and predicting {name}")
             try:
-                fit_s, pred_s, described = measure(name, frame, args.horizon)
+                fit_s, pred_s, cpu_s, described = measure(name, frame, args.horizon)
             except Exception as exc:  # report and go on with the other models
-                table.add_row(name, f"[red]failed: {type(exc).__name__}: {str(exc)[:60]}[/red]", "", "")
+                table.add_row(name, f"[red]failed: {type(exc).__name__}: {str(exc)[:60]}[/red]", "", "", "")
                 continue
             finally:
                 progress.remove_task(task)
             label = f"{name} (default)" if name == DEFAULT_MODEL else name
             cells = (fit_s * per_1000, pred_s * per_1000, (fit_s + pred_s) * per_1000)
-            table.add_row(label, *(f"{c:.2f}" for c in cells))
+            table.add_row(label, *(f"{c:.2f}" for c in cells), f"{cpu_s * per_1000:.2f}")
             if described is not None:
                 notes.append(
                     f"{name}: members {described['members']}, pooled weights {described['weights']}, "
@@ -117,7 +119,8 @@ def main() -> None:
                 total = fit_s + pred_s
                 notes.append(
                     f"{name}: {total:.1f} s for {args.series:,} series = {total / args.goal:.2f}x the "
-                    f"{args.goal:g} s goal ({'met' if total <= args.goal else 'missed'})"
+                    f"{args.goal:g} s goal ({'met' if total <= args.goal else 'missed'}); CPU {cpu_s:.1f} s, "
+                    f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
                 )
     console.print(table)
     for note in notes:
