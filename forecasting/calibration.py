@@ -10,9 +10,10 @@ Three guarantees every calibrated forecast here keeps:
   training value >= 0, unless the caller says otherwise).
 
 `SideScaler` is the calibration of `auto`: each quantile level's distance from the median is multiplied by
-a factor learnt on validation residuals so that the level is hit as often as it claims (per horizon step
-when there are enough residuals, else pooled), with the factor bounded so no validation window, however
-adversarial, can make an interval infinite or collapse a wide one to a point.
+a factor learnt on validation residuals so that the level is hit as often as it claims (per horizon step,
+shrunk towards the factor pooled over all steps when a step has few residuals), with the factor bounded
+so no validation window, however adversarial, can make an interval infinite or collapse a wide one to a
+point.
 """
 
 from __future__ import annotations
@@ -97,12 +98,19 @@ class SideScaler:
         out = np.tile(pooled, (steps, 1))
         for h in range(1, steps + 1):
             rows = step == h
-            if rows.sum() >= self.min_per_step:
-                out[h - 1] = self._factors(y[rows], q[rows], floor[rows], lv)
+            n = int(rows.sum())
+            if n == 0:
+                continue
+            # each step's own factor, shrunk towards the pooled one by how few residuals it has
+            own = self._factors(y[rows], q[rows], floor[rows], lv, shrink=False)
+            weight = n / (n + self.min_per_step)
+            out[h - 1] = np.exp(weight * np.log(own) + (1 - weight) * np.log(pooled))
         self.factors = out
         return self
 
-    def _factors(self, y: np.ndarray, q: np.ndarray, floor: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    def _factors(
+        self, y: np.ndarray, q: np.ndarray, floor: np.ndarray, lv: np.ndarray, shrink: bool = True
+    ) -> np.ndarray:
         med = centre_of(q, lv)
         f = np.ones(len(lv))
         if len(y) == 0:
@@ -120,7 +128,7 @@ class SideScaler:
                 level = tau
             f[k] = float(np.quantile(score, level))
         f = np.clip(f, *self.bounds)
-        return np.exp(np.log(f) * len(y) / (len(y) + self.prior_rows))
+        return np.exp(np.log(f) * len(y) / (len(y) + self.prior_rows)) if shrink else f
 
     def apply(self, q: np.ndarray, step: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Rescaled quantiles (n, K) for rows at horizon `step` (n,); the median is untouched."""
