@@ -3,7 +3,7 @@
 Pure library code (no web or database imports). Typical use::
 
     from forecasting import create_forecaster, available_models
-    model = create_forecaster("lightgbm_aci", horizon=12).fit(long_frame)
+    model = create_forecaster("auto", horizon=12).fit(long_frame)
     forecast = model.predict(12)  # ForecastFrame: series, metric, cutoff, timestamp, horizon, mean, q...
 
 Model modules are imported lazily by the registry, so importing this package stays cheap.

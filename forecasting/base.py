@@ -243,8 +243,10 @@ _BUILTIN_MODULES = (
     "forecasting.conformal",
     "forecasting.deep",
     "forecasting.power",
+    "forecasting.stats_models",
+    "forecasting.auto",
 )
-DEFAULT_MODEL = "lightgbm_aci"
+DEFAULT_MODEL = "auto"
 """Registry name of the model the service uses when none is asked for."""
 
 

@@ -5,12 +5,23 @@
 update()+predict() (no refit), score each central interval (q_lo, q_hi) by `max(q_lo - y, y - q_hi) / unit`
 and widen (or narrow) it by the finite-sample conformal quantile of those scores, per horizon step. The
 unit is the base interval's own width (default: corrections scale with the model's local uncertainty, so
-spiky and calm series pool well) or the series' standard deviation. With `refit=True` the base model is
-refitted on all the data after calibration (sharper, slightly conservative, twice the fit time).
+spiky and calm series pool well) or the series' standard deviation. With `refit=True` (the default) the
+base model is refitted on all the data after calibration, so the wrapper's median is exactly the median
+of the base model fitted on the same data (twice the fit time; `refit=False` keeps the model fitted on
+the earlier part).
+
+The wrapper never moves the centre: corrections widen or narrow the intervals around the base median,
+lower quantiles never pass it and upper ones never fall below it (`forecasting.calibration.keep_centre`,
+no re-sort). Online (ACI) corrections are capped at `max_growth` times the largest split-conformal
+correction (and at least one unit), so a level shift or an outlier burst after calibration cannot blow the
+tails up, and a series whose training values are all >= 0 gets no negative quantile (`nonnegative`,
+inferred unless given).
 
 `AdaptiveConformalForecaster` adds adaptive conformal inference (Gibbs & Candès, 2021): every update()
 checks the intervals it issued against what happened, moves each series' working miscoverage level by
 `gamma * (alpha - miss)` and keeps adding fresh scores, so coverage keeps tracking its target under drift.
+The working level is bounded to [alpha / alpha_ratio, alpha * alpha_ratio] and fresh scores are capped like
+the corrections, so a level shift or an outlier burst can widen the intervals only to a finite bound.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.base import Forecaster, build_base, register
+from forecasting.calibration import centre_of, clip_nonnegative, keep_centre
 from forecasting.data import (
     LongData,
     canonical_columns,
@@ -66,7 +78,9 @@ class ConformalForecaster(Forecaster):
         calibration_fraction: float = 0.2,
         calibration_steps: int = 24,
         score_scale: str = "interval",
-        refit: bool = False,
+        refit: bool = True,
+        max_growth: float = 3.0,
+        nonnegative: bool | None = None,
         quantiles: Sequence[float] | None = None,
         target_metrics: Sequence[str] | None = None,
         freq: str | pd.Timedelta | None = None,
@@ -89,6 +103,10 @@ class ConformalForecaster(Forecaster):
             raise InvalidConfigError(f"score_scale must be 'interval' or 'series', got {score_scale!r}")
         self.score_scale = score_scale
         self.refit = refit
+        if not max_growth >= 1.0:
+            raise InvalidConfigError(f"max_growth must be >= 1, got {max_growth}")
+        self.max_growth = max_growth
+        self.nonnegative = nonnegative
         self._pairs = central_pairs(self.quantiles)
         if not self._pairs:
             raise InvalidConfigError(
@@ -118,6 +136,7 @@ class ConformalForecaster(Forecaster):
         model.fit(train)
         self._target_names = data.targets
         self._scales: dict[Key, float] = {}
+        self._nonneg: dict[Key, bool] = {}
         self._remember_scales(normalize_long_frame(train, self.target_metrics))
         scored = self._calibrate(model, cal)
         if scored.empty:
@@ -135,7 +154,11 @@ class ConformalForecaster(Forecaster):
     def _remember_scales(self, data: LongData) -> None:
         frame = data.frame[data.frame["metric"].isin(data.targets)]
         for (sid, met), vals in frame.groupby(["series_id", "metric"], sort=False)["value"]:
-            self._scales.setdefault((str(sid), str(met)), series_scale(vals.to_numpy()))
+            key = (str(sid), str(met))
+            arr = vals.to_numpy()
+            self._scales.setdefault(key, series_scale(arr))
+            if self.nonnegative is None:  # one negative observation ever seen makes the unit signed
+                self._nonneg[key] = self._nonneg.get(key, True) and bool(np.nanmin(arr) >= 0.0)
 
     def _calibrate(self, model: Forecaster, cal_raw: pd.DataFrame) -> pd.DataFrame:
         """Roll through the calibration window; return forecasts joined with what happened."""
@@ -200,6 +223,8 @@ class ConformalForecaster(Forecaster):
             for p, a in enumerate(alpha):
                 level = min(1.0, math.ceil((n + 1) * (1.0 - a)) / n)
                 out[step - 1, p] = np.quantile(sc[:, p], level, method="higher")
+        # the bound on any later (adaptive) correction, in score units: finite whatever arrives later
+        self.correction_cap = self.max_growth * max(1.0, float(np.abs(out).max()))
         return out
 
     # ---- update / predict -------------------------------------------------------------------------------
@@ -207,20 +232,29 @@ class ConformalForecaster(Forecaster):
         self._model.update(raw)
         self._remember_scales(data)
 
+    def _is_nonneg(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.nonnegative is not None:
+            return np.full(len(frame), bool(self.nonnegative))
+        keys = zip(frame["series"].astype(str), frame["metric"].astype(str), strict=True)
+        return np.array([self._nonneg.get(k, False) for k in keys], dtype=bool)
+
     def _apply(self, base: pd.DataFrame, corr: np.ndarray) -> pd.DataFrame:
-        """Shift each central pair outward by corr (rows, pairs) in score units; sort so nothing crosses."""
+        """Shift each central pair outward by corr (rows, pairs) in score units, around a fixed median."""
         qcols = quantile_columns(self.quantiles)
         q = base[qcols].to_numpy(dtype=float).copy()
+        centre = centre_of(q, self.quantiles)
         unit = self._row_scales(base)
-        width = q[:, [j for _, j in self._pairs]] - q[:, [i for i, _ in self._pairs]]
-        shift = np.maximum(corr * unit, -width / 2.0)  # narrowing stops at a zero-width interval
+        corr = np.clip(corr, -self.correction_cap, self.correction_cap)
+        shift = corr * unit
         for p, (i, j) in enumerate(self._pairs):
             q[:, i] -= shift[:, p]
             q[:, j] += shift[:, p]
+        q = keep_centre(q, self.quantiles, centre)  # narrowing stops at the median; nothing crosses
+        q, mean = clip_nonnegative(q, base["mean"].to_numpy(dtype=float), self._is_nonneg(base))
         return make_forecast_frame(
             series=base["series"].to_numpy(), metric=base["metric"].to_numpy(), cutoff=base["cutoff"],
             timestamp=base["timestamp"], horizon=base["horizon"].to_numpy(),
-            mean=base["mean"].to_numpy(dtype=float), quantiles=q, levels=self.quantiles,
+            mean=mean, quantiles=q, levels=self.quantiles, sort_quantiles=False,
         )  # fmt: skip
 
     def _predict_frame(self, horizon: int) -> pd.DataFrame:
@@ -240,13 +274,17 @@ class AdaptiveConformalForecaster(ConformalForecaster):
         *,
         gamma: float = 0.005,
         score_window: int = 5000,
+        alpha_ratio: float = 20.0,
         **kw: Any,
     ) -> None:
         super().__init__(base, **kw)
         if not 0.0 < gamma < 1.0 or score_window < 10:
             raise InvalidConfigError("gamma must be in (0, 1) and score_window >= 10")
+        if not alpha_ratio >= 1.0:
+            raise InvalidConfigError(f"alpha_ratio must be >= 1, got {alpha_ratio}")
         self.gamma = gamma
         self.score_window = score_window
+        self.alpha_ratio = alpha_ratio
 
     def _fit_data(self, data: LongData, raw: pd.DataFrame) -> None:
         super()._fit_data(data, raw)
@@ -318,8 +356,10 @@ class AdaptiveConformalForecaster(ConformalForecaster):
         miss = ((y[:, None] < lo) | (y[:, None] > hi)).astype(float)
         delta = self.gamma * (self._nominal_alpha()[None, :] - miss)
         np.add.at(self._alpha_mat, matched["_row"].to_numpy(), delta)
-        np.clip(self._alpha_mat, 0.0, 1.0, out=self._alpha_mat)
-        scores = self._raw_scores(matched, y)
+        nominal = self._nominal_alpha()[None, :]
+        lo, hi = nominal / self.alpha_ratio, np.minimum(nominal * self.alpha_ratio, 1.0)
+        np.clip(self._alpha_mat, lo, hi, out=self._alpha_mat)
+        scores = np.clip(self._raw_scores(matched, y), -self.correction_cap, self.correction_cap)
         h = np.minimum(matched["horizon"].to_numpy(), self.horizon)
         for step_h in np.unique(h):
             fresh = np.vstack([self._scores[int(step_h)], scores[h == step_h]])

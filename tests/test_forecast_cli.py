@@ -80,7 +80,7 @@ def test_backtest_default_model_with_metric_column_and_target(tmp_path: Path, na
     code, _, err = invoke(
         "backtest", "--input", str(path), "--horizon", "3", "--model", DEFAULT_MODEL,
         "--target-metric", "cpu", "--step", "10", "--output", str(preds),
-        "--param", f"base_config={FAST_LGB}", "--param", "calibration_steps=4",
+        "--param", f'candidate_config={{"lightgbm": {FAST_LGB}}}', "--param", "validation_points=12",
     )  # fmt: skip
     assert code == 0, err
     out = pd.read_csv(preds)

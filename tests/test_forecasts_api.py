@@ -101,3 +101,24 @@ def test_training_errors_are_clear(
     assert "needs at least" in too_short.json()["error"]["message"]
     assert client.post("/v1/models/train", json={}, headers=keys["read"]).status_code == 403
     assert client.get("/v1/forecasts", params={"series": 424242}, headers=keys["read"]).status_code == 404
+
+
+def test_auto_model_description_is_stored_and_explains_each_forecast(
+    client: httpx.Client, keys: dict[str, dict[str, str]], seeded: dict[str, int]
+) -> None:
+    config = {"horizon": 12, "candidates": ["naive", "seasonal_naive", "seasonal_window", "autoets"]}
+    trained = _train(client, keys, model="auto", config=config, backtest=False)
+    assert trained.status_code == 201, trained.text
+    described = trained.json()["params"]["description"]
+    assert described["members"] == config["candidates"]
+    labels = {label.split("/")[-2]: label for label in described["series_weights"]}  # entity/metric
+    assert set(labels) == {"web-0", "web-1"}
+    assert described["validation"]["scores"]["ensemble"]["crps_scaled"] >= 0
+    served = client.get(
+        "/v1/forecasts", params={"series": seeded["web-1"], "horizon": 12}, headers=keys["read"]
+    ).json()
+    evidence = served["model_evidence"]
+    assert evidence["weights"] == described["series_weights"][labels["web-1"]]
+    assert evidence["weights_are"] == "this series'"
+    assert sum(evidence["weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(evidence["validation_scores"]) >= {"ensemble", "calibrated", *config["candidates"]}

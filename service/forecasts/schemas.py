@@ -30,6 +30,11 @@ class ForecastMeta(BaseModel):
         description="What the quantiles are of: `value` (the series itself) or `degradation` (an "
         "interference model's performance-degradation ratio d; capacity scales by 1 - d)",
     )
+    model_evidence: dict[str, Any] | None = Field(
+        default=None,
+        description="Why the model forecasts as it does, when it says (the `auto` model: its ensemble "
+        "members, this series' weights, and every member's validation scores before training ended)",
+    )
 
 
 class ForecastOut(ForecastMeta):

@@ -82,7 +82,9 @@ def train(session: Session, request: TrainRequest) -> ModelOut:
     except ForecastingError as error:
         raise _forecasting_error(error) from error
     blob = artifacts.to_bytes(model)
-    return _register(session, request, refs, frame, latest, blob, list(model.quantiles), metrics)
+    return _register(
+        session, request, refs, frame, latest, blob, list(model.quantiles), metrics, describe_model(model)
+    )
 
 
 def train_per_cluster(
@@ -104,14 +106,38 @@ def train_per_cluster(
     except batch.GroupTrainingError as error:
         raise InvalidInput(f"cluster {error.group!r}: {error}") from error
     skipped = {"backtest": "not run in batch training"}
-    return [
-        _register(session, request, refs, frame, latest, fitted[name], _quantiles_of(fitted[name]), skipped)
-        for name, (refs, frame, latest) in prepared.items()
-    ]
+    out = []
+    for name, (refs, frame, latest) in prepared.items():
+        model = artifacts.from_bytes(fitted[name])
+        quantiles, described = list(model.quantiles), describe_model(model)
+        out.append(
+            _register(session, request, refs, frame, latest, fitted[name], quantiles, skipped, described)
+        )
+    return out
 
 
-def _quantiles_of(artifact: bytes) -> list[float]:
-    return list(artifacts.from_bytes(artifact).quantiles)
+def describe_model(model: Any) -> dict[str, Any] | None:
+    """The model's own account of itself (`auto`: members, weights, validation scores), if it gives one."""
+    describe = getattr(model, "describe", None)
+    return describe() if callable(describe) else None
+
+
+def series_evidence(description: dict[str, Any] | None, entity: str, metric: str) -> dict[str, Any] | None:
+    """The part of a stored model description that explains one series' forecast."""
+    if not description or "members" not in description:
+        return None
+    label = entity if metric == "value" else f"{entity}/{metric}"
+    own = description.get("series_weights", {}).get(label)
+    validation = description.get("validation", {})
+    return {
+        "model": description.get("model"),
+        "members": description["members"],
+        "weights": own if own is not None else description.get("weights"),
+        "weights_are": "this series'" if own is not None else "pooled (the series was not validated)",
+        "validation_scores": validation.get("scores"),
+        "validation_cutoffs": validation.get("cutoffs"),
+        "skipped": description.get("skipped"),
+    }
 
 
 def _training_data(
@@ -130,6 +156,7 @@ def _training_data(
 def _register(
     session: Session, request: TrainRequest, refs: list[frames.SeriesRef], frame: pd.DataFrame, latest: int,
     artifact: bytes, quantiles: list[float], metrics: dict[str, Any],
+    description: dict[str, Any] | None = None,
 ) -> ModelOut:  # fmt: skip
     record = registry.add_model(
         session,
@@ -141,6 +168,7 @@ def _register(
                 "window_seconds": request.window_seconds,
                 "quantiles": quantiles,
                 "series": [[r.id, r.entity, r.metric] for r in refs],
+                **({"description": description} if description is not None else {}),
             },
             metrics=metrics, training_start=frame["ts"].min().to_pydatetime(),
             training_end=from_epoch_us(latest), artifact=artifact,
@@ -248,6 +276,7 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
         series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
         model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
         target=target_of(row.name),
+        model_evidence=series_evidence(row.params.get("description"), entity, series.metric),
     )  # fmt: skip
     served = ServedForecast(meta, mine)
     stored_key = (series_id, to_epoch_us(meta.cutoff))

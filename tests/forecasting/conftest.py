@@ -31,6 +31,14 @@ FAST_CONFIG: dict[str, dict[str, Any]] = {
     "lightgbm": {**_FAST_LGB, "max_horizon": 8},
     "lightgbm_conformal": {"base_config": _FAST_LGB, "horizon": 8, "calibration_steps": 4},
     "lightgbm_aci": {"base_config": _FAST_LGB, "horizon": 8, "calibration_steps": 4},
+    "auto": {
+        "horizon": 8,
+        "candidate_config": {"lightgbm": _FAST_LGB},
+        "validation_points": 16,
+        "rounds": 5,
+    },
+    "autoets": {"fit_window": 200},
+    "autotheta": {"fit_window": 200},
     "tft": {**_FAST_DEEP, "attention_head_size": 1, "hidden_continuous_size": 4},
     "deepar": {**_FAST_DEEP, "rnn_layers": 1, "n_samples": 50},
 }

@@ -1,0 +1,389 @@
+"""`auto`, the default forecaster: per series, an ensemble chosen on evidence from its own recent past.
+
+Fit: the last part of the training window is a rolling-origin validation window (`n_windows` cutoffs
+`stride` steps apart, the last one `horizon` steps before the end, so every validation forecast is scored
+on all its steps). Each candidate (seasonal naive, naive, seasonal_window, statsforecast AutoETS and
+AutoTheta, global LightGBM on per-series-scaled changes) is fitted once on the data before the first
+cutoff, then updated (no refit) through the cutoffs, forecasting `horizon` steps at each. Greedy ensemble
+selection (`forecasting.ensemble`) then picks each series' weights on its validation CRPS; a pooled
+selection (CRPS in units of each series' spread) serves series first seen later. Finally the ensemble's
+validation residuals calibrate its intervals around its median (`forecasting.calibration.SideScaler`:
+the median is never moved, factors are bounded). Members stay fitted on the data before the validation
+window and are updated with the rest, as in a backtest, so fit costs one fit per member.
+
+A time budget (CPU seconds of this process, so a busy machine does not change which members are
+searched) bounds the search: candidates run cheapest first; a per-series model is timed on a few
+series first and skipped when its projected cost exceeds what is left of the budget. `describe()` lists
+members, weights, validation scores and what was skipped and why. With too little history to validate,
+`auto` falls back to naive and AutoETS equally weighted (and says so); with too little for that, the
+error says how much is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.base import Forecaster, create_forecaster, register
+from forecasting.calibration import SideScaler, centre_of, clip_nonnegative, keep_centre
+from forecasting.data import LongData, canonical_columns, series_scale, to_utc
+from forecasting.ensemble import combine, greedy_selection, row_crps
+from forecasting.types import (
+    DEFAULT_QUANTILES,
+    ForecastingError,
+    InvalidConfigError,
+    make_forecast_frame,
+    quantile_columns,
+)
+
+Key = tuple[str, str]
+ID = ["series", "metric", "horizon"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One member the search may use: a registry model, its configuration, and how its cost grows."""
+
+    model: str
+    config: Mapping[str, Any]
+    per_series: bool = False  # cost grows with the number of series (timed on a probe first)
+
+
+def default_candidates(horizon: int) -> dict[str, Candidate]:
+    """The candidate set, cheapest first."""
+    return {
+        "naive": Candidate("seasonal_naive", {"season_length": 1}),
+        "seasonal_naive": Candidate("seasonal_naive", {}),
+        "seasonal_window": Candidate("seasonal_window", {}),
+        "lightgbm": Candidate("lightgbm", {"max_horizon": horizon}),
+        "autoets": Candidate("autoets", {}, per_series=True),
+        "autotheta": Candidate("autotheta", {}, per_series=True),
+    }
+
+
+FALLBACK = ("naive", "autoets")  # with no evidence: the classic robust pair, equally weighted
+_PROBE_SERIES = 8
+
+
+@register("auto")
+class AutoForecaster(Forecaster):
+    """Rolling-origin validation, greedy ensemble selection per series, median-preserving calibration."""
+
+    name = "auto"
+
+    def __init__(
+        self,
+        *,
+        horizon: int = 24,
+        candidates: Sequence[str] | None = None,
+        candidate_config: Mapping[str, Mapping[str, Any]] | None = None,
+        n_windows: int | None = None,
+        validation_points: int = 48,
+        stride: int | None = None,
+        rounds: int = 20,
+        time_budget: float = 45.0,  # CPU seconds
+        calibrate: bool = True,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        target_metrics: Sequence[str] | None = None,
+        freq: str | pd.Timedelta | None = None,
+    ) -> None:
+        super().__init__(quantiles=quantiles, target_metrics=target_metrics, freq=freq)
+        known = default_candidates(max(1, horizon))
+        chosen = tuple(candidates) if candidates is not None else tuple(known)
+        unknown = [c for c in chosen if c not in known]
+        problems = []
+        if unknown:
+            problems.append(f"unknown candidate(s) {unknown}; choose from {list(known)}")
+        if not chosen:
+            problems.append("candidates must not be empty")
+        if horizon < 1 or validation_points < 1 or rounds < 1:
+            problems.append("horizon, validation_points and rounds must be >= 1")
+        if (n_windows is not None and n_windows < 1) or (stride is not None and stride < 1):
+            problems.append("n_windows and stride must be >= 1")
+        if not time_budget > 0:
+            problems.append(f"time_budget must be positive seconds, got {time_budget}")
+        if problems:
+            raise InvalidConfigError("; ".join(problems))
+        self.horizon = horizon
+        self.candidates = chosen
+        self.candidate_config = {k: dict(v) for k, v in (candidate_config or {}).items()}
+        self.n_windows = n_windows
+        self.validation_points = validation_points
+        self.stride = stride
+        self.rounds = rounds
+        self.time_budget = time_budget
+        self.calibrate = calibrate
+
+    # ---- fit ---------------------------------------------------------------------------------------
+    def _spec(self, name: str) -> Candidate:
+        base = default_candidates(self.horizon)[name]
+        cfg = {**base.config, **self.candidate_config.get(name, {})}
+        return Candidate(base.model, cfg, base.per_series)
+
+    def _member(self, name: str) -> Forecaster:
+        spec = self._spec(name)
+        cfg: dict[str, Any] = {"quantiles": self.quantiles, **spec.config}
+        if self.target_metrics is not None:
+            cfg.setdefault("target_metrics", self.target_metrics)
+        if self.freq is not None:
+            cfg.setdefault("freq", self.freq)
+        return create_forecaster(spec.model, **cfg)
+
+    def _windows(self, n_stamps: int) -> tuple[int, int]:
+        stride = self.stride or self.horizon
+        wanted = self.n_windows or max(3, min(24, math.ceil(self.validation_points / self.horizon)))
+        # keep at least as much history before the first cutoff as the validation window spans, and
+        # never less than `_min_fit()` steps
+        room = min((n_stamps - self.horizon) // 2, n_stamps - self.horizon - self._min_fit())
+        fit = max(0, min(wanted, (room - 1) // stride + 1 if room >= 1 else 0))
+        return fit, stride
+
+    def _min_fit(self) -> int:
+        return max(2 * self.horizon, 16)
+
+    def _fit_data(self, data: LongData, raw: pd.DataFrame) -> None:
+        start = time.process_time()
+        raw = canonical_columns(raw)
+        self._target_names = data.targets
+        self._keys: list[Key] = []
+        self._scales: dict[Key, float] = {}
+        self._nonneg: dict[Key, bool] = {}
+        self._remember(data)
+        targets = data.frame[data.frame["metric"].isin(data.targets)]
+        stamps = np.sort(pd.DatetimeIndex(to_utc(targets["ts"]).unique()).asi8)  # int64 ns: fast masks
+        n_windows, stride = self._windows(len(stamps))
+        self._skipped: dict[str, str] = {}
+        self._members: dict[str, Forecaster] = {}
+        self._weights = np.ones((0, 0))
+        self._global = np.ones(0)
+        self._scaler = SideScaler(self.quantiles)
+        self._scores: dict[str, dict[str, float]] = {}
+        self._cutoffs: list[str] = []
+        if n_windows == 0:
+            need = self._min_fit() + self.horizon + 1
+            why = f"history too short to validate ({len(stamps)} time steps; validation needs >= {need})"
+            self._skipped = {c: why for c in self.candidates if c not in FALLBACK}
+            self._members = {name: self._member(name).fit(raw) for name in FALLBACK}
+            self._weights = np.full((len(self._keys), len(FALLBACK)), 1.0 / len(FALLBACK))
+            self._global = np.full(len(FALLBACK), 1.0 / len(FALLBACK))
+            self._fit_seconds = time.process_time() - start
+            return
+        last = len(stamps) - 1 - self.horizon
+        cut_idx = sorted(last - j * stride for j in range(n_windows))
+        cutoffs = stamps[cut_idx]
+        self._cutoffs = [pd.Timestamp(int(c), tz="UTC").isoformat() for c in cutoffs]
+        ts = pd.DatetimeIndex(to_utc(raw["ts"])).asi8
+        actual = data.frame.rename(columns={"series_id": "series", "ts": "timestamp", "value": "y"})
+        forecasts: dict[str, pd.DataFrame] = {}
+        errors: list[ForecastingError] = []
+        for name in self.candidates:
+            left = self.time_budget - (time.process_time() - start)
+            if left <= 0 and forecasts:  # the cheapest candidate always runs
+                self._skipped[name] = "time budget spent before this candidate"
+                continue
+            try:
+                if self._spec(name).per_series and not self._probe_fits(name, raw, ts, cutoffs, left):
+                    continue
+                model, frame = self._validate(name, raw, ts, cutoffs)
+            except ForecastingError as error:
+                self._skipped[name] = f"{type(error).__name__}: {error}"
+                errors.append(error)
+                continue
+            self._members[name] = model
+            forecasts[name] = frame
+        if not forecasts:  # the first member's own error says what is missing (e.g. how much history)
+            if errors:
+                raise errors[0]
+            raise InvalidConfigError("; ".join(f"{k}: {v}" for k, v in self._skipped.items()))
+        self._select(forecasts, actual)
+        self._fit_seconds = time.process_time() - start
+
+    def _probe_fits(
+        self, name: str, raw: pd.DataFrame, ts: np.ndarray, cutoffs: np.ndarray, left: float
+    ) -> bool:
+        """Time a per-series candidate on a few series; False (and noted) when it would not fit the budget."""
+        entities = raw["series_id"].astype(str).unique()
+        if len(entities) <= 2 * _PROBE_SERIES:
+            return True
+        picked = entities[np.linspace(0, len(entities) - 1, _PROBE_SERIES + 1).round().astype(int)]
+        sid = raw["series_id"].astype(str)
+        warm = (sid == picked[0]).to_numpy()  # imports and JIT compilation are not per-series costs
+        self._validate(name, raw.loc[warm], ts[warm], cutoffs)
+        mask = sid.isin(set(picked[1:])).to_numpy()
+        t0 = time.process_time()
+        self._validate(name, raw.loc[mask], ts[mask], cutoffs)
+        projected = (time.process_time() - t0) * len(entities) / _PROBE_SERIES
+        if projected > left:
+            self._skipped[name] = (
+                f"projected {projected:.0f} s for {len(entities)} series exceeds the {left:.0f} s left of "
+                f"time_budget={self.time_budget:g}"
+            )
+            return False
+        return True
+
+    def _validate(
+        self, name: str, raw: pd.DataFrame, ts: np.ndarray, cutoffs: np.ndarray
+    ) -> tuple[Forecaster, pd.DataFrame]:
+        """Fit before the first cutoff, forecast at every cutoff, then catch up with the rest."""
+        model = self._member(name).fit(raw.loc[ts <= cutoffs[0]])
+        parts = []
+        prev = cutoffs[0]
+        for c in cutoffs:
+            if c > prev:
+                model.update(raw.loc[(ts > prev) & (ts <= c)])
+                prev = c
+            f = model.predict(self.horizon)
+            parts.append(f.loc[f["cutoff"] == pd.Timestamp(int(c), tz="UTC")])
+        rest = ts > prev
+        if rest.any():
+            model.update(raw.loc[rest])
+        return model, pd.concat(parts, ignore_index=True)
+
+    def _select(self, forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame) -> None:
+        names = list(forecasts)
+        on = ["series", "metric", "cutoff", "horizon"]
+        joined = forecasts[names[0]][[*on, "timestamp"]].merge(
+            actual[["series", "metric", "timestamp", "y"]], on=["series", "metric", "timestamp"]
+        )
+        for name in names[1:]:
+            joined = joined.merge(forecasts[name][on], on=on)
+        qcols = quantile_columns(self.quantiles)
+        q = np.stack([joined[on].merge(forecasts[n], on=on)[qcols].to_numpy(dtype=float) for n in names])
+        y = joined["y"].to_numpy(dtype=float)
+        keys = list(zip(joined["series"].astype(str), joined["metric"].astype(str), strict=True))
+        self._member_names = names
+        where = {k: i for i, k in enumerate(self._keys)}
+        group = np.array([where[k] for k in keys], dtype=np.int64)
+        scale = np.array([self._scales[k] for k in keys])
+        g = len(self._keys)
+        if len(y) == 0:
+            self._weights = np.full((g, len(names)), 1.0 / len(names))
+            self._global = np.full(len(names), 1.0 / len(names))
+            return
+        self._weights, _ = greedy_selection(y, q, self.quantiles, group, g, self.rounds)
+        pooled, _ = greedy_selection(
+            y, q, self.quantiles, np.zeros(len(y), dtype=np.int64), 1, self.rounds, 1.0 / scale
+        )
+        self._global = pooled[0]
+        seen = np.bincount(group, minlength=g) > 0
+        self._weights[~seen] = self._global
+        ens_q, _ = combine(q, np.zeros(q.shape[:2]), self._weights[group])
+        step = joined["horizon"].to_numpy()
+        floor = 1e-2 * scale
+        if self.calibrate:
+            self._scaler.fit(y, ens_q, step, floor)
+        calibrated = self._scaler.apply(ens_q, step, floor) if self.calibrate else ens_q
+        median_at = int(np.argmin(np.abs(np.asarray(self.quantiles) - 0.5)))
+        for n, qq in zip([*names, "ensemble", "calibrated"], [*q, ens_q, calibrated], strict=True):
+            crps = row_crps(y, qq, self.quantiles) / scale
+            self._scores[n] = {
+                "crps_scaled": float(crps.mean()),
+                "mae_scaled": float((np.abs(y - qq[:, median_at]) / scale).mean()),
+                "coverage_80": float(self._coverage(y, qq, 0.8)),
+            }
+        self._n_validation_rows = len(y)
+
+    def _coverage(self, y: np.ndarray, q: np.ndarray, nominal: float) -> float:
+        from forecasting.metrics import coverage
+
+        return coverage(y, q, self.quantiles, nominal)
+
+    def _remember(self, data: LongData) -> None:
+        frame = data.frame[data.frame["metric"].isin(self._target_names)]
+        for (sid, met), vals in frame.groupby(["series_id", "metric"], sort=True)["value"]:
+            key = (str(sid), str(met))
+            arr = vals.to_numpy()
+            if key not in self._scales:
+                self._scales[key] = series_scale(arr)
+                self._keys.append(key)
+            self._nonneg[key] = self._nonneg.get(key, True) and bool(np.nanmin(arr) >= 0.0)
+
+    # ---- update / predict ---------------------------------------------------------------------------
+    def _update_data(self, data: LongData, raw: pd.DataFrame) -> None:
+        for model in self._members.values():
+            model.update(raw)
+        before = len(self._keys)
+        self._remember(data)
+        if len(self._keys) > before:  # new series: the pooled weights until they have evidence
+            extra = np.tile(self._global, (len(self._keys) - before, 1))
+            self._weights = np.vstack([self._weights, extra])
+
+    def _predict_frame(self, horizon: int) -> pd.DataFrame:
+        names = list(self._members)
+        frames: dict[str, pd.DataFrame] = {}
+        for name in names:
+            try:
+                frames[name] = self._members[name].predict(horizon)
+            except InvalidConfigError:  # e.g. beyond a LightGBM member's max_horizon: the others answer
+                continue
+        if not frames:
+            raise InvalidConfigError(f"no member of this auto model can forecast {horizon} steps ahead")
+        used = [i for i, n in enumerate(names) if n in frames]
+        first = frames[names[used[0]]]
+        qcols = quantile_columns(self.quantiles)
+        ids = first[ID]
+        aligned = [ids.merge(frames[names[i]], on=ID, how="left") for i in used]
+        q = np.stack([a[qcols].to_numpy(dtype=float) for a in aligned])
+        mean = np.stack([a["mean"].to_numpy(dtype=float) for a in aligned])
+        keys = list(zip(first["series"].astype(str), first["metric"].astype(str), strict=True))
+        where = {k: i for i, k in enumerate(self._keys)}
+        rows = np.array([where.get(k, -1) for k in keys], dtype=np.int64)
+        w = np.where(rows[:, None] >= 0, self._weights[np.maximum(rows, 0)], self._global[None, :])[:, used]
+        ok = np.isfinite(q).all(axis=2).T & np.isfinite(mean).T  # (n, M): a member may miss a row
+        w = np.where(ok, w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        even = ok / np.maximum(ok.sum(axis=1, keepdims=True), 1)  # no weighted member left: equal weights
+        w = np.where(total > 0, w / np.where(total > 0, total, 1.0), even)
+        qq, mm = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
+        step = first["horizon"].to_numpy()
+        scale = np.array([self._scales.get(k, 1.0) for k in keys])
+        if self.calibrate:
+            qq = self._scaler.apply(qq, step, 1e-2 * scale)
+        else:
+            qq = keep_centre(qq, self.quantiles, centre_of(qq, self.quantiles))
+        nonneg = np.array([self._nonneg.get(k, False) for k in keys], dtype=bool)
+        qq, mm = clip_nonnegative(qq, mm, nonneg)
+        return make_forecast_frame(
+            series=first["series"].to_numpy(), metric=first["metric"].to_numpy(), cutoff=first["cutoff"],
+            timestamp=first["timestamp"], horizon=step, mean=mm, quantiles=qq, levels=self.quantiles,
+            sort_quantiles=False,
+        )  # fmt: skip
+
+    # ---- explanation ---------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Members, weights (pooled and per series), validation scores, what was skipped, and the cost."""
+        self._require_fitted()
+        names = list(self._members)
+        per_series = {
+            f"{k[0]}/{k[1]}" if k[1] != "value" else k[0]: {
+                n: round(float(w), 4) for n, w in zip(names, self._weights[i], strict=True) if w > 0
+            }
+            for i, k in enumerate(self._keys)
+        }
+        return {
+            "model": self.name,
+            "members": names,
+            "weights": {n: round(float(w), 4) for n, w in zip(names, self._global, strict=True)},
+            "mean_series_weights": {
+                n: round(float(w), 4) for n, w in zip(names, self._weights.mean(axis=0), strict=True)
+            }
+            if len(self._weights)
+            else {},
+            "series_weights": per_series,
+            "validation": {
+                "cutoffs": self._cutoffs,
+                "horizon": self.horizon,
+                "rows": int(getattr(self, "_n_validation_rows", 0)),
+                "scores": self._scores,
+            },
+            "calibration_factors": np.round(self._scaler.factors, 4).tolist() if self.calibrate else None,
+            "skipped": dict(self._skipped),
+            "fit_cpu_seconds": round(float(self._fit_seconds), 3),
+            "time_budget": self.time_budget,
+        }

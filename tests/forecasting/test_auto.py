@@ -1,0 +1,120 @@
+"""`auto` on series whose truth is known: the right member wins, the ensemble never loses to its best
+member on validation, the search stays within its budget and explains itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.auto import AutoForecaster
+from forecasting.base import DEFAULT_MODEL, Forecaster
+from forecasting.types import InsufficientHistoryError, quantile_columns, validate_forecast_frame
+from tests.forecasting.conftest import FAST_CONFIG, START
+
+STATS = ["naive", "seasonal_naive", "seasonal_window", "autoets"]
+
+
+def _frame(values: np.ndarray, freq: str = "1h") -> pd.DataFrame:
+    ts = pd.date_range(START, periods=values.shape[1], freq=freq)
+    return pd.concat(
+        [pd.DataFrame({"series_id": f"s{i}", "ts": ts, "value": row}) for i, row in enumerate(values)],
+        ignore_index=True,
+    )
+
+
+def _auto(**kw: Any) -> AutoForecaster:
+    return AutoForecaster(**{"horizon": 6, "validation_points": 48, "rounds": 10, **kw})
+
+
+def _top(model: AutoForecaster) -> dict[str, str]:
+    return {sid: max(w, key=w.get) for sid, w in model.describe()["series_weights"].items()}
+
+
+def test_auto_is_the_default() -> None:
+    assert DEFAULT_MODEL == "auto"
+
+
+def test_pure_seasonal_series_the_seasonal_member_wins() -> None:
+    rng = np.random.default_rng(1)
+    shape = rng.uniform(0, 10, 24)  # an irregular daily profile, repeated exactly, a little noise
+    values = np.stack([np.tile(shape + 5 * i, 14) + rng.normal(0, 0.1, 24 * 14) for i in range(3)])
+    model = _auto(
+        candidates=["naive", "seasonal_naive", "autoets"], candidate_config={"autoets": {"season_length": 1}}
+    ).fit(_frame(values))
+    assert set(_top(model).values()) == {"seasonal_naive"}
+
+
+def test_random_walk_naive_or_ets_wins() -> None:
+    rng = np.random.default_rng(2)
+    values = 100 + np.cumsum(rng.normal(0, 1, (3, 24 * 14)), axis=1)
+    model = _auto(candidates=STATS).fit(_frame(values))
+    assert set(_top(model).values()) <= {"naive", "autoets"}
+
+
+def test_linear_trend_ets_wins() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(24 * 14)
+    values = np.stack([10 + (0.5 + 0.2 * i) * t + rng.normal(0, 0.5, len(t)) for i in range(3)])
+    model = _auto(candidates=STATS).fit(_frame(values))
+    info = model.describe()
+    assert max(info["weights"], key=info["weights"].get) == "autoets"  # the pooled choice
+    members = {k: v["crps_scaled"] for k, v in info["validation"]["scores"].items() if k in STATS}
+    assert min(members, key=members.get) == "autoets"
+    # naive carries the mean change forward (drift), so on single series it can tie with ETS
+    assert list(_top(model).values()).count("autoets") >= 2
+
+
+def test_the_ensemble_is_never_worse_than_its_best_member_on_validation() -> None:
+    rng = np.random.default_rng(4)
+    t = np.arange(24 * 14)
+    season = 3 * np.sin(2 * np.pi * t / 24)
+    walk = np.cumsum(rng.normal(0, 0.5, (4, len(t))), axis=1)
+    values = 50 + season + walk + rng.normal(0, 0.5, (4, len(t)))
+    model = _auto(**FAST_CONFIG["auto"]).fit(_frame(values))
+    scores = model.describe()["validation"]["scores"]
+    best = min(v["crps_scaled"] for k, v in scores.items() if k in model.describe()["members"])
+    assert scores["ensemble"]["crps_scaled"] <= best + 1e-12
+
+
+def test_describe_is_saved_with_the_model_and_is_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    model = _auto(**FAST_CONFIG["auto"]).fit(_frame(50 + rng.normal(0, 1, (2, 24 * 10))))
+    info = model.describe()
+    json.dumps(info)
+    assert set(info["weights"]) == set(info["members"]) and sum(info["weights"].values()) == pytest.approx(1)
+    for weights in info["series_weights"].values():
+        assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert {"ensemble", "calibrated", *info["members"]} <= set(info["validation"]["scores"])
+    loaded = Forecaster.load(model.save(tmp_path / "auto.pkl"))
+    assert isinstance(loaded, AutoForecaster) and loaded.describe() == info
+
+
+def test_a_tiny_budget_keeps_only_the_cheapest_member() -> None:
+    rng = np.random.default_rng(6)
+    model = _auto(time_budget=1e-9).fit(_frame(50 + rng.normal(0, 1, (2, 24 * 10))))
+    info = model.describe()
+    assert info["members"] == ["naive"]
+    assert all("budget" in why for why in info["skipped"].values())
+    validate_forecast_frame(model.predict(6))
+
+
+def test_short_history_falls_back_and_too_little_says_how_much() -> None:
+    rng = np.random.default_rng(7)
+    short = _auto().fit(_frame(50 + rng.normal(0, 1, (1, 8))))
+    assert short.describe()["members"] == ["naive", "autoets"]
+    assert "too short to validate" in next(iter(short.describe()["skipped"].values()))
+    validate_forecast_frame(short.predict(6))
+    with pytest.raises(InsufficientHistoryError, match=r"has 1 observation.*needs at least"):
+        _auto(freq="1h").fit(_frame(np.array([[3.0]])))
+
+
+def test_non_negative_series_never_get_negative_quantiles() -> None:
+    rng = np.random.default_rng(8)
+    counts = rng.poisson(0.4, (3, 24 * 12)).astype(float)
+    out = _auto(**FAST_CONFIG["auto"]).fit(_frame(counts)).predict(6)
+    assert (out[quantile_columns()].to_numpy() >= 0).all() and (out["mean"] >= 0).all()
