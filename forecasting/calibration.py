@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def centre_of(q: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+def centre_of(q: np.ndarray, levels: Sequence[float] | np.ndarray) -> np.ndarray:
     """The distribution's centre per row: the 0.5 quantile, or the interpolated median of the base."""
     lv = np.asarray(levels, dtype=float)
     at = np.flatnonzero(np.isclose(lv, 0.5))

@@ -42,6 +42,7 @@ def shown(value: str) -> str:
 
 def checked_name(max_length: int, allow_empty: bool = False) -> AfterValidator:
     """The name policy as a pydantic validator (for `Annotated` name types here and in route_names)."""
+
     def check(value: str) -> str:
         problem = name_problem(value, max_length=max_length, allow_empty=allow_empty)
         if problem:
