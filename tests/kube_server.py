@@ -110,12 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(code, payload)
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
-        if match := SCALE.match(path):
+        if match := SCALE.match(path) or WORKLOAD.match(path):
             namespace, resource, name = match.groups()
-            return self._scale(method, namespace, resource, name, query, body)
-        if match := WORKLOAD.match(path):
-            namespace, resource, name = match.groups()
-            return self._workload(method, namespace, resource, name, query, body)
+            return self._apps(method, path.endswith("/scale"), namespace, resource, name, query, body)
         if (match := NODE.match(path)) and method == "PATCH":
             return self._node(match.group(1), query, body)
         if path == "/api/v1/pods" and method == "GET":
@@ -124,21 +121,44 @@ class _Handler(BaseHTTPRequestHandler):
             return self._evict(match.group(1), match.group(2), body)
         return 404, _status(404, "NotFound", f"{method} {path} is not served here")
 
-    def _scale(
-        self, method: str, namespace: str, resource: str, name: str, query: dict[str, str], body: Any
+    def _apps(
+        self,
+        method: str,
+        scale: bool,
+        namespace: str,
+        resource: str,
+        name: str,
+        query: dict[str, str],
+        body: Any,
     ) -> tuple[int, dict[str, Any]]:
+        """A Deployment / StatefulSet or its scale subresource: the lookup and the `resourceVersion`
+        precondition both share."""
         kind = {"deployments": "Deployment", "statefulsets": "StatefulSet"}[resource]
         workload = self.state.workloads.get((namespace, kind, name))
         if workload is None:
             return 404, _status(404, "NotFound", f'{resource}.apps "{name}" not found')
         if method == "PATCH":
-            if self.state.conflicts > 0:
+            if scale and self.state.conflicts > 0:
                 self.state.conflicts -= 1
                 workload.version += 1  # another writer got there first
             wanted = (body or {}).get("metadata", {}).get("resourceVersion")
             if wanted is not None and wanted != str(workload.version):
                 return 409, _status(409, "Conflict", "the object has been modified; please apply your "
                                     "changes to the latest version and try again")  # fmt: skip
+        handle = self._scale if scale else self._workload
+        return handle(method, workload, namespace, kind, name, query, body)
+
+    def _scale(
+        self,
+        method: str,
+        workload: Workload,
+        namespace: str,
+        kind: str,
+        name: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> tuple[int, dict[str, Any]]:
+        if method == "PATCH":
             replicas = (body or {}).get("spec", {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
                 return 422, _status(422, "Invalid", "spec.replicas: must be a non-negative integer")
@@ -151,16 +171,16 @@ class _Handler(BaseHTTPRequestHandler):
         return 405, _status(405, "MethodNotAllowed", method)
 
     def _workload(
-        self, method: str, namespace: str, resource: str, name: str, query: dict[str, str], body: Any
+        self,
+        method: str,
+        workload: Workload,
+        namespace: str,
+        kind: str,
+        name: str,
+        query: dict[str, str],
+        body: Any,
     ) -> tuple[int, dict[str, Any]]:
-        kind = {"deployments": "Deployment", "statefulsets": "StatefulSet"}[resource]
-        workload = self.state.workloads.get((namespace, kind, name))
-        if workload is None:
-            return 404, _status(404, "NotFound", f'{resource}.apps "{name}" not found')
         if method == "PATCH":
-            wanted = (body or {}).get("metadata", {}).get("resourceVersion")
-            if wanted is not None and wanted != str(workload.version):
-                return 409, _status(409, "Conflict", "the object has been modified")
             patched = (body or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
             containers = [dict(c) for c in workload.containers]
             for change in patched:  # strategic merge: containers are merged by name

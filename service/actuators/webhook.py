@@ -19,13 +19,13 @@ import json
 import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from service.actuators.base import ActuationRequest, ActuationResult, ScaleTarget
 from service.config import Settings
+from service.integrations.retry import retry_after
 
 RETRIED_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_SECONDS = 30.0
@@ -90,7 +90,8 @@ class WebhookActuator:
                     last = f"webhook answered {response.status_code}: {response.text[:200]}"
                     if response.status_code not in RETRIED_STATUSES:
                         return ActuationResult("refused", last, attempts=attempt)
-                    wait = _retry_after(response.headers.get("retry-after"))
+                    asked = retry_after(response)
+                    wait = None if asked is None else min(asked, MAX_RETRY_AFTER_SECONDS)
                 if attempt < self.max_attempts:
                     self.sleep(wait if wait is not None else self._backoff(attempt))
         return ActuationResult(
@@ -116,20 +117,6 @@ class WebhookActuator:
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, base · 2^(attempt-1)], so many senders do not retry in step."""
         return self.rng.uniform(0.0, self.base_delay * 2 ** (attempt - 1))
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), bounded."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def _observed(response: httpx.Response) -> dict[str, Any]:
