@@ -53,6 +53,7 @@ class Candidate:
     model: str
     config: Mapping[str, Any]
     per_series: bool = False  # cost grows with the number of series (timed on a probe first)
+    sampled: bool = False  # a global model whose cost grows with its `max_train_rows` (sized to the budget)
 
 
 def default_candidates(horizon: int) -> dict[str, Candidate]:
@@ -61,7 +62,9 @@ def default_candidates(horizon: int) -> dict[str, Candidate]:
         "naive": Candidate("seasonal_naive", {"season_length": 1}),
         "seasonal_naive": Candidate("seasonal_naive", {}),
         "seasonal_window": Candidate("seasonal_window", {}),
-        "lightgbm": Candidate("lightgbm", {"max_horizon": horizon}),
+        # one thread: the search's budget is CPU seconds, and LightGBM's OpenMP threads spin-wait when the
+        # machine is busy (measured 5-10x slower boosters at a load of 3 on 2 cores; one thread is not)
+        "lightgbm": Candidate("lightgbm", {"max_horizon": horizon, "num_threads": 1}, sampled=True),
         "autoets": Candidate("autoets", {}, per_series=True),
         "autotheta": Candidate("autotheta", {}, per_series=True),
     }
@@ -69,6 +72,21 @@ def default_candidates(horizon: int) -> dict[str, Candidate]:
 
 FALLBACK = ("naive", "autoets")  # with no evidence: the classic robust pair, equally weighted
 _PROBE_SERIES = 8
+_PROBE_ROW_SHARE = 8  # a sampled model is timed on 1/8 of its training rows
+_MIN_SAMPLED_ROWS = 2_000  # below this a sampled model is skipped rather than starved
+
+
+def rows_within_budget(
+    rows: int, probe: int, available: int, spent: float, left: float
+) -> tuple[int | None, float]:
+    """(rows a sampled model may train on, projected seconds of its full fit), from a probe fit that took
+    `spent` seconds on `probe` rows: cost is taken as linear in the rows used (`available` caps both), the
+    sample shrinks to what `left` seconds allow, and None means fewer than the minimum would be left."""
+    projected = spent * min(rows, available) / max(min(probe, available), 1)
+    if projected <= left:
+        return rows, projected
+    fitting = int(rows * max(left, 0.0) / projected)
+    return (fitting if fitting >= _MIN_SAMPLED_ROWS else None), projected
 
 
 @register("auto")
@@ -119,12 +137,14 @@ class AutoForecaster(Forecaster):
         self.rounds = rounds
         self.time_budget = time_budget
         self.calibrate = calibrate
+        self._sized: dict[str, dict[str, int]] = {}
+        self._skipped: dict[str, str] = {}
 
     # ---- fit ---------------------------------------------------------------------------------------
     def _spec(self, name: str) -> Candidate:
         base = default_candidates(self.horizon)[name]
-        cfg = {**base.config, **self.candidate_config.get(name, {})}
-        return Candidate(base.model, cfg, base.per_series)
+        cfg = {**base.config, **self.candidate_config.get(name, {}), **self._sized.get(name, {})}
+        return Candidate(base.model, cfg, base.per_series, base.sampled)
 
     def _member(self, name: str) -> Forecaster:
         spec = self._spec(name)
@@ -158,7 +178,8 @@ class AutoForecaster(Forecaster):
         targets = data.frame[data.frame["metric"].isin(data.targets)]
         stamps = np.sort(pd.DatetimeIndex(to_utc(targets["ts"]).unique()).asi8)  # int64 ns: fast masks
         n_windows, stride = self._windows(len(stamps))
-        self._skipped: dict[str, str] = {}
+        self._skipped = {}
+        self._sized = {}
         self._members: dict[str, Forecaster] = {}
         self._weights = np.ones((0, 0))
         self._global = np.ones(0)
@@ -189,6 +210,8 @@ class AutoForecaster(Forecaster):
                 continue
             try:
                 if self._spec(name).per_series and not self._probe_fits(name, raw, ts, cutoffs, left):
+                    continue
+                if self._spec(name).sampled and not self._size_to_budget(name, raw, ts, cutoffs, left):
                     continue
                 model, frame = self._validate(name, raw, ts, cutoffs)
             except ForecastingError as error:
@@ -225,6 +248,33 @@ class AutoForecaster(Forecaster):
                 f"time_budget={self.time_budget:g}"
             )
             return False
+        return True
+
+    def _size_to_budget(
+        self, name: str, raw: pd.DataFrame, ts: np.ndarray, cutoffs: np.ndarray, left: float
+    ) -> bool:
+        """Time a sampled global model on a share of its training rows and, when its full fit would not
+        fit in what is left of the budget, shrink its row sample to what does (noted in `describe()`);
+        False (and noted) when that would leave too few rows to learn from."""
+        rows = int(self._member(name).get_params()["max_train_rows"])
+        probe = max(_MIN_SAMPLED_ROWS, rows // _PROBE_ROW_SHARE)
+        if probe >= rows:
+            return True
+        self._sized[name] = {"max_train_rows": probe}
+        t0 = time.process_time()
+        timed = self._member(name).fit(raw.loc[ts <= cutoffs[0]])
+        spent = time.process_time() - t0
+        del self._sized[name]
+        available = int(getattr(timed, "n_available_rows_", rows))
+        fitting, projected = rows_within_budget(rows, probe, available, spent, left - spent)
+        if fitting is None:
+            self._skipped[name] = (
+                f"projected {projected:.0f} s for {rows:,} training rows; the {max(left - spent, 0):.0f} s "
+                f"left of time_budget={self.time_budget:g} would allow fewer than {_MIN_SAMPLED_ROWS:,} rows"
+            )
+            return False
+        if fitting < rows:
+            self._sized[name] = {"max_train_rows": fitting}
         return True
 
     def _validate(
@@ -384,6 +434,7 @@ class AutoForecaster(Forecaster):
             },
             "calibration_factors": np.round(self._scaler.factors, 4).tolist() if self.calibrate else None,
             "skipped": dict(self._skipped),
+            "sized_to_budget": {n: dict(cfg) for n, cfg in getattr(self, "_sized", {}).items()},
             "fit_cpu_seconds": round(float(self._fit_seconds), 3),
             "time_budget": self.time_budget,
         }

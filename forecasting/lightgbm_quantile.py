@@ -217,6 +217,7 @@ class LightGBMQuantileForecaster(PanelForecaster):
         n_origins = np.maximum(hist.end[targets] - first, 0)  # origins first .. end-1
         total = int(n_origins.sum())
         hmax = self.max_horizon
+        self.n_available_rows_ = total * hmax  # before sampling (lets a caller size `max_train_rows`)
         if total == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         if total * hmax <= self.max_train_rows:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.auto import AutoForecaster
+from forecasting.auto import AutoForecaster, rows_within_budget
 from forecasting.base import DEFAULT_MODEL, Forecaster
 from forecasting.types import InsufficientHistoryError, quantile_columns, validate_forecast_frame
 from tests.forecasting.conftest import FAST_CONFIG, START
@@ -118,3 +118,33 @@ def test_non_negative_series_never_get_negative_quantiles() -> None:
     counts = rng.poisson(0.4, (3, 24 * 12)).astype(float)
     out = _auto(**FAST_CONFIG["auto"]).fit(_frame(counts)).predict(6)
     assert (out[quantile_columns()].to_numpy() >= 0).all() and (out["mean"] >= 0).all()
+
+
+Probe = tuple[AutoForecaster, pd.DataFrame, np.ndarray, np.ndarray]
+
+
+def _lightgbm_only(values: np.ndarray, rows: int) -> Probe:
+    model = _auto(candidates=["naive", "lightgbm"], candidate_config={"lightgbm": {"max_train_rows": rows}})
+    frame = _frame(values)
+    ts = pd.DatetimeIndex(frame["ts"]).asi8
+    return model, frame, ts, np.sort(np.unique(ts))[[-60, -30]]
+
+
+def test_a_sampled_member_is_fitted_whole_when_the_budget_allows_and_skipped_when_it_cannot_learn() -> None:
+    rng = np.random.default_rng(9)
+    values = 50 + rng.normal(0, 1, (4, 24 * 20))
+    model, frame, ts, cutoffs = _lightgbm_only(values, rows=20_000)
+    assert model._size_to_budget("lightgbm", frame, ts, cutoffs, left=1e6)
+    assert model._sized == {}  # the whole sample fits: nothing shrunk
+    assert not model._size_to_budget("lightgbm", frame, ts, cutoffs, left=0.0)
+    assert "fewer than 2,000 rows" in model._skipped["lightgbm"]
+
+
+def test_a_sampled_member_is_shrunk_to_what_is_left_of_the_budget() -> None:
+    # a probe of 1/8 of the rows took 2 s: the whole fit would take 16 s
+    assert rows_within_budget(80_000, 10_000, 10**9, spent=2.0, left=20.0) == (80_000, 16.0)
+    assert rows_within_budget(80_000, 10_000, 10**9, spent=2.0, left=8.0) == (40_000, 16.0)
+    # too little left to learn from: skipped
+    assert rows_within_budget(80_000, 10_000, 10**9, spent=2.0, left=0.1)[0] is None
+    # fewer rows exist than the probe took: the probe was already the whole fit
+    assert rows_within_budget(80_000, 10_000, 6_000, spent=2.0, left=2.5) == (80_000, 2.0)
