@@ -6,7 +6,9 @@ on all its steps). Each candidate (seasonal naive, naive, seasonal_window, stats
 AutoTheta, global LightGBM on per-series-scaled changes) is fitted once on the data before the first
 cutoff, then updated (no refit) through the cutoffs, forecasting `horizon` steps at each. Greedy ensemble
 selection (`forecasting.ensemble`) then picks each series' weights on its validation CRPS; a pooled
-selection (CRPS in units of each series' spread) serves series first seen later. Finally the ensemble's
+selection (CRPS in units of each series' spread) serves series first seen later. The ensemble's mean is a
+point forecast of its own: its member weights are selected the same way on validation squared error (a
+member with wide intervals may still have the best mean, as AutoETS often does). Finally the ensemble's
 validation residuals calibrate its intervals around its median (`forecasting.calibration.SideScaler`:
 the median is never moved, factors are bounded). Members stay fitted on the data before the validation
 window and are updated with the rest, as in a backtest, so fit costs one fit per member.
@@ -33,7 +35,7 @@ import pandas as pd
 from forecasting.base import Forecaster, create_forecaster, register
 from forecasting.calibration import SideScaler, centre_of, clip_nonnegative, keep_centre
 from forecasting.data import LongData, canonical_columns, series_scale, to_utc
-from forecasting.ensemble import combine, greedy_selection, row_crps
+from forecasting.ensemble import combine, greedy_selection, row_crps, row_squared_error
 from forecasting.types import (
     DEFAULT_QUANTILES,
     ForecastingError,
@@ -87,6 +89,18 @@ def rows_within_budget(
         return rows, projected
     fitting = int(rows * max(left, 0.0) / projected)
     return (fitting if fitting >= _MIN_SAMPLED_ROWS else None), projected
+
+
+def _row_weights(
+    weights: np.ndarray, pooled: np.ndarray, rows: np.ndarray, used: list[int], ok: np.ndarray
+) -> np.ndarray:
+    """Member weights (n, M) of each forecast row: its series' weights (the pooled ones for a series never
+    validated), restricted to the members that answered, renormalised (equal when none weighted is left)."""
+    w = np.where(rows[:, None] >= 0, weights[np.maximum(rows, 0)], pooled[None, :])[:, used]
+    w = np.where(ok, w, 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    even = ok / np.maximum(ok.sum(axis=1, keepdims=True), 1)
+    return np.where(total > 0, w / np.where(total > 0, total, 1.0), even)
 
 
 @register("auto")
@@ -183,6 +197,8 @@ class AutoForecaster(Forecaster):
         self._members: dict[str, Forecaster] = {}
         self._weights = np.ones((0, 0))
         self._global = np.ones(0)
+        self._mean_weights = np.ones((0, 0))
+        self._mean_global = np.ones(0)
         self._scaler = SideScaler(self.quantiles)
         self._scores: dict[str, dict[str, float]] = {}
         self._cutoffs: list[str] = []
@@ -193,6 +209,7 @@ class AutoForecaster(Forecaster):
             self._members = {name: self._member(name).fit(raw) for name in FALLBACK}
             self._weights = np.full((len(self._keys), len(FALLBACK)), 1.0 / len(FALLBACK))
             self._global = np.full(len(FALLBACK), 1.0 / len(FALLBACK))
+            self._mean_weights, self._mean_global = self._weights.copy(), self._global.copy()
             self._fit_seconds = time.process_time() - start
             return
         last = len(stamps) - 1 - self.horizon
@@ -315,26 +332,41 @@ class AutoForecaster(Forecaster):
         if len(y) == 0:
             self._weights = np.full((g, len(names)), 1.0 / len(names))
             self._global = np.full(len(names), 1.0 / len(names))
+            self._mean_weights, self._mean_global = self._weights.copy(), self._global.copy()
             return
+        pooled_group = np.zeros(len(y), dtype=np.int64)
         self._weights, _ = greedy_selection(y, q, self.quantiles, group, g, self.rounds)
-        pooled, _ = greedy_selection(
-            y, q, self.quantiles, np.zeros(len(y), dtype=np.int64), 1, self.rounds, 1.0 / scale
-        )
+        pooled, _ = greedy_selection(y, q, self.quantiles, pooled_group, 1, self.rounds, 1.0 / scale)
         self._global = pooled[0]
+        # the mean is its own point forecast: its weights are chosen on the loss a mean minimises
+        means = np.stack(
+            [joined[on].merge(forecasts[n], on=on)["mean"].to_numpy(dtype=float) for n in names]
+        )[:, :, None]
+        self._mean_weights, _ = greedy_selection(
+            y, means, self.quantiles, group, g, self.rounds, row_loss=row_squared_error
+        )
+        pooled_mean, _ = greedy_selection(
+            y, means, self.quantiles, pooled_group, 1, self.rounds, 1.0 / scale**2, row_squared_error
+        )
+        self._mean_global = pooled_mean[0]
         seen = np.bincount(group, minlength=g) > 0
         self._weights[~seen] = self._global
-        ens_q, _ = combine(q, np.zeros(q.shape[:2]), self._weights[group])
+        self._mean_weights[~seen] = self._mean_global
+        ens_q, _ = combine(q, means[:, :, 0], self._weights[group])
+        ens_mean = np.einsum("mn,nm->n", means[:, :, 0], self._mean_weights[group])
         step = joined["horizon"].to_numpy()
         floor = 1e-2 * scale
         if self.calibrate:
             self._scaler.fit(y, ens_q, step, floor)
         calibrated = self._scaler.apply(ens_q, step, floor) if self.calibrate else ens_q
         median_at = int(np.argmin(np.abs(np.asarray(self.quantiles) - 0.5)))
-        for n, qq in zip([*names, "ensemble", "calibrated"], [*q, ens_q, calibrated], strict=True):
+        point = [*means[:, :, 0], ens_mean, ens_mean]
+        for n, qq, mm in zip([*names, "ensemble", "calibrated"], [*q, ens_q, calibrated], point, strict=True):
             crps = row_crps(y, qq, self.quantiles) / scale
             self._scores[n] = {
                 "crps_scaled": float(crps.mean()),
                 "mae_scaled": float((np.abs(y - qq[:, median_at]) / scale).mean()),
+                "mse_scaled": float((((y - mm) / scale) ** 2).mean()),
                 "coverage_80": float(self._coverage(y, qq, 0.8)),
             }
         self._n_validation_rows = len(y)
@@ -361,8 +393,10 @@ class AutoForecaster(Forecaster):
         before = len(self._keys)
         self._remember(data)
         if len(self._keys) > before:  # new series: the pooled weights until they have evidence
-            extra = np.tile(self._global, (len(self._keys) - before, 1))
-            self._weights = np.vstack([self._weights, extra])
+            extra = len(self._keys) - before
+            self._weights = np.vstack([self._weights, np.tile(self._global, (extra, 1))])
+            mean_w, mean_g = self._mean_weighting()
+            self._mean_weights = np.vstack([mean_w, np.tile(mean_g, (extra, 1))])
 
     def _predict_frame(self, horizon: int) -> pd.DataFrame:
         names = list(self._members)
@@ -384,13 +418,11 @@ class AutoForecaster(Forecaster):
         keys = list(zip(first["series"].astype(str), first["metric"].astype(str), strict=True))
         where = {k: i for i, k in enumerate(self._keys)}
         rows = np.array([where.get(k, -1) for k in keys], dtype=np.int64)
-        w = np.where(rows[:, None] >= 0, self._weights[np.maximum(rows, 0)], self._global[None, :])[:, used]
         ok = np.isfinite(q).all(axis=2).T & np.isfinite(mean).T  # (n, M): a member may miss a row
-        w = np.where(ok, w, 0.0)
-        total = w.sum(axis=1, keepdims=True)
-        even = ok / np.maximum(ok.sum(axis=1, keepdims=True), 1)  # no weighted member left: equal weights
-        w = np.where(total > 0, w / np.where(total > 0, total, 1.0), even)
-        qq, mm = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
+        mean_w, mean_g = self._mean_weighting()
+        w = _row_weights(self._weights, self._global, rows, used, ok)
+        qq, _ = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
+        mm = np.einsum("mn,nm->n", np.nan_to_num(mean), _row_weights(mean_w, mean_g, rows, used, ok))
         step = first["horizon"].to_numpy()
         scale = np.array([self._scales.get(k, 1.0) for k in keys])
         if self.calibrate:
@@ -404,6 +436,11 @@ class AutoForecaster(Forecaster):
             timestamp=first["timestamp"], horizon=step, mean=mm, quantiles=qq, levels=self.quantiles,
             sort_quantiles=False,
         )  # fmt: skip
+
+    def _mean_weighting(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-series and pooled weights of the members' means (models saved before they had their own:
+        the quantile weights)."""
+        return getattr(self, "_mean_weights", self._weights), getattr(self, "_mean_global", self._global)
 
     # ---- explanation ---------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -420,6 +457,9 @@ class AutoForecaster(Forecaster):
             "model": self.name,
             "members": names,
             "weights": {n: round(float(w), 4) for n, w in zip(names, self._global, strict=True)},
+            "mean_weights": {
+                n: round(float(w), 4) for n, w in zip(names, self._mean_weighting()[1], strict=True)
+            },
             "mean_series_weights": {
                 n: round(float(w), 4) for n, w in zip(names, self._weights.mean(axis=0), strict=True)
             }

@@ -9,7 +9,7 @@ the best round, so the ensemble is never worse than its best member on the valid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,11 @@ def row_crps(y: np.ndarray, q: np.ndarray, levels: Sequence[float]) -> np.ndarra
     return 2.0 * pinball @ crps_weights(tau)
 
 
+def row_squared_error(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Squared error of each row (n,) of a point forecast given as q (n, 1)."""
+    return (y - q[:, 0]) ** 2
+
+
 def greedy_selection(
     y: np.ndarray,
     q: np.ndarray,
@@ -32,20 +37,24 @@ def greedy_selection(
     n_groups: int,
     rounds: int = 20,
     row_weight: np.ndarray | None = None,
+    row_loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (n_groups, M) and the ensemble's validation loss per group (n_groups,).
 
     `q` is (M, n, K) member quantiles on the same n rows, `group` (n,) the group of each row in
     [0, n_groups), `row_weight` (n,) an optional weight of each row's loss (e.g. 1 / series scale when one
     group pools series of different units). Groups without rows get uniform weights and NaN loss.
+    `row_loss(y, q) -> (n,)` replaces the CRPS, e.g. `row_squared_error` to select the weights of the
+    members' means (K = 1) on the loss a mean minimises.
     """
+    loss_of = row_loss or (lambda yy, qq: row_crps(yy, qq, levels))
     m = q.shape[0]
     w_row = np.ones(len(y)) if row_weight is None else np.asarray(row_weight, dtype=float)
     mass = np.bincount(group, weights=w_row, minlength=n_groups)
     has = mass > 0
 
     def group_loss(qq: np.ndarray) -> np.ndarray:
-        total = np.bincount(group, weights=row_crps(y, qq, levels) * w_row, minlength=n_groups)
+        total = np.bincount(group, weights=loss_of(y, qq) * w_row, minlength=n_groups)
         return np.where(has, total / np.where(has, mass, 1.0), np.inf)
 
     counts = np.zeros((n_groups, m))

@@ -77,8 +77,12 @@ def test_the_ensemble_is_never_worse_than_its_best_member_on_validation() -> Non
     values = 50 + season + walk + rng.normal(0, 0.5, (4, len(t)))
     model = _auto(**FAST_CONFIG["auto"]).fit(_frame(values))
     scores = model.describe()["validation"]["scores"]
-    best = min(v["crps_scaled"] for k, v in scores.items() if k in model.describe()["members"])
+    members = model.describe()["members"]
+    best = min(v["crps_scaled"] for k, v in scores.items() if k in members)
     assert scores["ensemble"]["crps_scaled"] <= best + 1e-12
+    # the mean has weights of its own, chosen on squared error: never worse than the best member's mean
+    best_mean = min(v["mse_scaled"] for k, v in scores.items() if k in members)
+    assert scores["ensemble"]["mse_scaled"] <= best_mean + 1e-12
 
 
 def test_describe_is_saved_with_the_model_and_is_json(tmp_path: Path) -> None:
@@ -87,6 +91,8 @@ def test_describe_is_saved_with_the_model_and_is_json(tmp_path: Path) -> None:
     info = model.describe()
     json.dumps(info)
     assert set(info["weights"]) == set(info["members"]) and sum(info["weights"].values()) == pytest.approx(1)
+    assert set(info["mean_weights"]) == set(info["members"])
+    assert sum(info["mean_weights"].values()) == pytest.approx(1)
     for weights in info["series_weights"].values():
         assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
     assert {"ensemble", "calibrated", *info["members"]} <= set(info["validation"]["scores"])
