@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer
@@ -122,6 +122,32 @@ def out_of_service(session: Session, cluster_id: int, except_node: int) -> int:
         Node.cluster_id == cluster_id, Node.status.in_(("out_of_service", "repair")), Node.id != except_node
     )
     return len(session.scalars(query).all())
+
+
+class ModelRef(NamedTuple):
+    """What a recommendation needs to know about the serving model without reading its row past `params`
+    (SQLite stores a row's columns in order: reading `created_at`, after the multi-megabyte artifact,
+    walks the artifact's overflow pages on every request)."""
+
+    id: int
+    version: int
+    params: dict[str, Any]
+
+
+def latest_mitigation_ref(session: Session) -> ModelRef | None:
+    """The newest mitigation model's id, version and params (found through the (name, version) index)."""
+    query = (
+        select(ModelRecord.id, ModelRecord.version, ModelRecord.params)
+        .where(ModelRecord.kind == "policy", ModelRecord.name == MITIGATION_MODEL)
+        .order_by(ModelRecord.version.desc())
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return None if row is None else ModelRef(int(row[0]), int(row[1]), dict(row[2] or {}))
+
+
+def created_at_of(session: Session, model_id: int) -> datetime | None:
+    return session.scalar(select(ModelRecord.created_at).where(ModelRecord.id == model_id))
 
 
 def latest_mitigation_model(session: Session) -> ModelRecord | None:
