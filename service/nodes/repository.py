@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer
 
@@ -73,10 +74,31 @@ def existing_event_keys(
     return out
 
 
+EVENT_COLUMNS = (
+    "node_id", "ts", "kind", "severity", "signals", "context", "action_taken", "downtime_minutes",
+    "resolved_at",
+)  # fmt: skip
+
+
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One Core bulk insert (executemany / insertmanyvalues, no ORM bookkeeping) of new event rows."""
-    if rows:
-        session.connection().execute(insert(NodeEvent), rows)
+    """New event rows at once, inside the request's transaction (all or nothing): one `COPY` on
+    Postgres, one Core bulk insert (executemany, no ORM bookkeeping) on SQLite."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(NodeEvent), rows)
+        return
+    raw = connection.connection.driver_connection
+    statement = f"COPY node_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                tuple(
+                    orjson.dumps(row[c]).decode() if c in ("signals", "context") else row[c]
+                    for c in EVENT_COLUMNS
+                )
+            )
 
 
 def latest_rule(session: Session) -> ModelRecord | None:
