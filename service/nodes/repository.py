@@ -90,6 +90,8 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
         connection.execute(insert(NodeEvent), rows)
         return
     raw = connection.connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the session's connection has no driver connection to COPY through")
     statement = f"COPY node_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
