@@ -13,7 +13,9 @@ contains the true saving, the selected learner, the fallback rate, training and 
 
 Goals: within 12 % of the oracle and >= 25 % below the logged policy with >= 2,000 events of history,
 never above the logged policy; the interval contains the truth on >= 4 of 5; training 20,000 events
-< 60 s; 1,000 recommendations < 20 s. Validation fleets run only with `--validation` (or `--all`).
+< 60 s; 1,000 recommendations < 20 s (a second table puts each speed figure beside its goal, the time of
+as many `GET /healthz` calls on the same server in the same run, and the load average). Validation
+fleets run only with `--validation` (or `--all`).
 
     .venv/bin/python bench/mitigation.py [--fleets bundled,vm_fleet] [--validation | --all] [--test 1000]
         [--history N (override every fleet's size)] [--seed 0] [--pg]
@@ -167,6 +169,11 @@ def run_fleet(fleet: Fleet, args: argparse.Namespace, pg: str | None) -> dict[st
                 answers.append(_ok(client.post("/v1/recommendations/mitigation", json=ask,
                                                headers=server.bearer("operate")), "recommend"))  # fmt: skip
             result["recommend_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            for _ in asks:  # the reference: a trivial endpoint of the same server, same client, same run
+                _ok(client.get("/healthz"), "healthz")
+            result["healthz_s"] = time.perf_counter() - started
+            result["load"] = os.getloadavg()[0]
     except subprocess.TimeoutExpired:  # the server was slow to stop after its work: stop it hard
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
@@ -231,6 +238,18 @@ def report(results: list[dict[str, Any]]) -> None:
             "met" if not missed else "missed: " + ", ".join(missed),
         )  # fmt: skip
     console.print(table)
+    speed = Table(title="Speed goals (sequential requests over HTTP; reference measured in the same run)")
+    for column in ("fleet", "history", "train s (goal < 60 s at 20,000)", "recs s per 1,000 (goal < 20 s)",
+                   "ms / rec", "ms / GET /healthz", "rec / healthz", "load avg"):  # fmt: skip
+        speed.add_column(column, justify="right")
+    for r in results:
+        per = 1000 / r["tests"]
+        speed.add_row(
+            r["fleet"], str(r["history"]), f"{r['train_s']:.1f}", f"{per * r['recommend_s']:.1f}",
+            f"{1000 * r['recommend_s'] / r['tests']:.1f}", f"{1000 * r['healthz_s'] / r['tests']:.2f}",
+            f"{r['recommend_s'] / r['healthz_s']:.1f}x", f"{r['load']:.2f}",
+        )  # fmt: skip
+    console.print(speed)
     covered = sum(r["covered"] for r in results)
     console.print(f"OPE interval contains the true saving on {covered}/{len(results)} processes")
     for r in results:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.mitigation_model import ActionEstimates, MitigationModel
+from policies.mitigation_model import ActionEstimates, EventFeatures, MitigationModel
 from policies.mitigation_practice import DeclaredRule
 from policies.mitigation_rules import HardFaultOverrides, LegacyMitigationRule, cap_guardrail
 from policies.mitigation_types import MitigationInput, takes_out_of_service
@@ -99,7 +99,33 @@ class CausalMitigationPolicy:
     def decide(self, inputs: MitigationInput) -> Decision:
         return self.decide_many([inputs])[0]
 
-    def _fallbacks(self, inputs: Sequence[MitigationInput]) -> list[_Fallback]:
+    def _features(self, inputs: Sequence[MitigationInput]) -> dict[int, EventFeatures]:
+        """Each input's feature row and propensities under its fitted model, computed once per model for
+        the fallback (practice) and the estimate; inputs whose model cannot encode them are left out."""
+        groups: dict[int, tuple[MitigationModel, list[int]]] = {}
+        for i, item in enumerate(inputs):
+            model = item.model or self.model
+            if model is not None and model.fitted and model.encoder is not None:
+                groups.setdefault(id(model), (model, []))[1].append(i)
+        out: dict[int, EventFeatures] = {}
+        for model, index in groups.values():
+            try:
+                found = model.features([inputs[i].event for i in index])
+            except (PolicyError, ValueError):
+                continue  # practice and estimate recompute and report the failure per event
+            out.update({i: found.rows([k]) for k, i in enumerate(index)})
+        return out
+
+    @staticmethod
+    def _rows(features: dict[int, EventFeatures], index: Sequence[int]) -> EventFeatures | None:
+        if not all(i in features for i in index):
+            return None
+        parts = [features[i] for i in index]
+        return EventFeatures(np.vstack([p.x for p in parts]), np.vstack([p.propensity for p in parts]))
+
+    def _fallbacks(
+        self, inputs: Sequence[MitigationInput], features: dict[int, EventFeatures]
+    ) -> list[_Fallback]:
         out: list[_Fallback | None] = [None] * len(inputs)
         practice: dict[int, tuple[MitigationModel, list[int]]] = {}
         for i, item in enumerate(inputs):
@@ -112,7 +138,7 @@ class CausalMitigationPolicy:
                 action, why = self.legacy.action_for(item.event)
                 out[i] = _Fallback(action, f"legacy rule: {why}", "legacy_rule")
         for model, index in practice.values():
-            actions, prob = model.practice([inputs[i].event for i in index])
+            actions, prob = model.practice([inputs[i].event for i in index], self._rows(features, index))
             n = model.describe().get("n_events")
             for k, i in enumerate(index):
                 why = (
@@ -127,7 +153,8 @@ class CausalMitigationPolicy:
         for item in inputs:
             if not isinstance(item, MitigationInput):
                 raise InvalidPolicyInput(f"mitigation_causal decides on MitigationInput, got {type(item)}")
-        fallbacks = self._fallbacks(inputs)
+        features = self._features(inputs)
+        fallbacks = self._fallbacks(inputs, features)
         rows: list[_Row | None] = [None] * len(inputs)
         missing: list[tuple[str, str]] = [("no_model", "no fitted mitigation model")] * len(inputs)
         groups: dict[int, tuple[MitigationModel, list[int]]] = {}
@@ -154,7 +181,7 @@ class CausalMitigationPolicy:
             events = [inputs[i].event for i in index]
             fallback = [fallbacks[i].action for i in index]
             try:
-                est = model.estimate(events, fallback)
+                est = model.estimate(events, fallback, self._rows(features, index))
                 gated, codes = model.gate(est, fallback)
             except (PolicyError, ValueError) as exc:
                 for i in index:

@@ -26,6 +26,8 @@ from econml.dml import CausalForestDML
 from econml.dr import DRLearner
 from lightgbm import LGBMClassifier, LGBMRegressor
 
+from policies.mitigation_forest import FlatForest
+
 LEARNERS: tuple[str, ...] = ("t_learner", "x_learner", "dr_learner", "causal_forest")
 FOREST_MAX_SAMPLES = 4000
 """The causal forest is fitted on at most this many events of a fold (a seeded subsample): its cost grows
@@ -155,22 +157,35 @@ class XLearner:
 @dataclass
 class EffectLearner:
     """An econml estimator of effects vs the reference (DRLearner or CausalForestDML) on the T-learner's
-    reference level."""
+    reference level. Both predict econml's numbers without econml's per-call (forest: per-tree) checks:
+    the DR-learner through its final boosters, the forest through `FlatForest` (built on first use, not
+    stored in the artifact)."""
 
     base: TLearner
     estimator: Any
     k: int
+    _flat: FlatForest | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_flat": None}
+
+    def flat(self) -> FlatForest | None:
+        """The forest as flat arrays (None for the DR-learner)."""
+        if self._flat is None and isinstance(self.estimator, CausalForestDML):
+            self._flat = FlatForest.of(self.estimator)
+        return self._flat
 
     def effects(self, x: np.ndarray) -> np.ndarray:
         finals = getattr(self.estimator, "fitted_models_final", None)
+        flat = self.flat()
         if (
             isinstance(self.estimator, DRLearner)
             and finals
             and all(isinstance(m, LGBMRegressor) for m in finals)
         ):
-            theta = np.column_stack(
-                [regress(m, x) for m in finals]
-            )  # the same numbers, without econml's checks
+            theta = np.column_stack([regress(m, x) for m in finals])
+        elif flat is not None:
+            theta = flat.effects(x)
         else:
             theta = np.asarray(self.estimator.const_marginal_effect(x), dtype=float).reshape(len(x), -1)
         return np.hstack([np.zeros((len(x), 1)), theta])
@@ -183,8 +198,12 @@ class EffectLearner:
         same = t0 == t1
         se = np.zeros(len(x))
         if (~same).any():
-            inference = self.estimator.effect_inference(x[~same], T0=t0[~same], T1=t1[~same])
-            se[~same] = np.asarray(inference.stderr, dtype=float).reshape(-1)
+            flat = self.flat()
+            if flat is not None:
+                se[~same] = flat.stderr(x[~same], t0[~same], t1[~same])
+            else:
+                inference = self.estimator.effect_inference(x[~same], T0=t0[~same], T1=t1[~same])
+                se[~same] = np.asarray(inference.stderr, dtype=float).reshape(-1)
         return se
 
 

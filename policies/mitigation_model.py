@@ -146,6 +146,17 @@ class ActionEstimates:
     profiles: list[tuple[str, ...]]
 
 
+@dataclass(frozen=True)
+class EventFeatures:
+    """Feature rows of some events (the model's encoding) and the logging policy's propensities."""
+
+    x: np.ndarray
+    propensity: np.ndarray
+
+    def rows(self, index: Sequence[int]) -> EventFeatures:
+        return EventFeatures(self.x[list(index)], self.propensity[list(index)])
+
+
 @dataclass
 class _Fold:
     base: TLearner
@@ -446,22 +457,35 @@ class MitigationModel:
             raise InvalidPolicyInput(f"{what} {unknown} not among the model's actions {list(self.actions)}")
         return np.array([self.actions.index(a) for a in actions], dtype=int)
 
-    def practice(self, events: Sequence[NodeEvent]) -> tuple[list[str], np.ndarray]:
+    def features(self, events: Sequence[NodeEvent]) -> EventFeatures:
+        """The events' feature rows and logged-action propensities, computed once for `practice` and
+        `estimate` (a recommendation needs both)."""
+        x = self._require().transform(events)
+        return EventFeatures(x, self._propensity(x))
+
+    def practice(
+        self, events: Sequence[NodeEvent], features: EventFeatures | None = None
+    ) -> tuple[list[str], np.ndarray]:
         """The fleet's most probable logged action per event and its probability."""
-        prop = self._propensity(self._require().transform(events))
+        prop = (features or self.features(events)).propensity
         best = prop.argmax(axis=1)
         return [self.actions[i] for i in best], prop[np.arange(len(events)), best]
 
     def _propensity(self, x: np.ndarray) -> np.ndarray:
         return np.mean([f.propensity.predict(x) for f in self._folds], axis=0)
 
-    def estimate(self, events: Sequence[NodeEvent], fallback: Sequence[str]) -> ActionEstimates:
+    def estimate(
+        self, events: Sequence[NodeEvent], fallback: Sequence[str], features: EventFeatures | None = None
+    ) -> ActionEstimates:
         """Every action's expected downtime, the propensities and (forest) the standard error of the
         learned choice vs `fallback[i]`, averaged over the fold models."""
         encoder = self._require()
         if len(fallback) != len(events):
             raise InvalidPolicyInput(f"fallback has {len(fallback)} actions for {len(events)} events")
-        x = encoder.transform(events)
+        features = features or self.features(events)
+        if len(features.x) != len(events):
+            raise InvalidPolicyInput(f"features have {len(features.x)} rows for {len(events)} events")
+        x = features.x
         t0 = self.codes(list(fallback), "fallback actions")
         expected = np.mean([f.learner.predict(x) for f in self._folds], axis=0)
         stderr = None
@@ -471,7 +495,7 @@ class MitigationModel:
         profiles = [encoder.profile(e) for e in events]
         support = np.array([self._support.get(p, 0) for p in profiles])
         return ActionEstimates(
-            self.actions, expected, self._propensity(x), stderr, support, support / max(self._n, 1), profiles
+            self.actions, expected, features.propensity, stderr, support, support / max(self._n, 1), profiles
         )
 
     def gate(self, est: ActionEstimates, fallback: Sequence[str]) -> tuple[list[str], list[str | None]]:

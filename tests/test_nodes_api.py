@@ -122,6 +122,17 @@ def test_train_recommend_cap_and_outcome_feedback(
     ).json()
     assert learnt["explanation"]["details"]["model"]["id"] == model["id"]
     assert learnt["explanation"]["candidates"]
+    # the serving model is cached per process: a retrain (by any worker) serves from the next request on
+    again = client.post(
+        "/v1/models/mitigation/train", json={"learners": ["t_learner"], "seed": 3}, headers=keys["operate"]
+    ).json()
+    assert again["version"] == model["version"] + 1
+    assert again["params"]["artifact_token"] != model["params"]["artifact_token"]
+    served = client.post(
+        "/v1/recommendations/mitigation", json={"node": "n2", "event": typical}, headers=keys["operate"]
+    ).json()["explanation"]["details"]
+    assert served["model"] == {"id": again["id"], "version": again["version"]}
+    assert served["learner"] in (None, "t_learner")
 
     # the cap: with two nodes already out of service, nothing else may be taken out
     for node in ("n10", "n11"):

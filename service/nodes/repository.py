@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer
 
@@ -73,10 +74,33 @@ def existing_event_keys(
     return out
 
 
+EVENT_COLUMNS = (
+    "node_id", "ts", "kind", "severity", "signals", "context", "action_taken", "downtime_minutes",
+    "resolved_at",
+)  # fmt: skip
+
+
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One Core bulk insert (executemany / insertmanyvalues, no ORM bookkeeping) of new event rows."""
-    if rows:
-        session.connection().execute(insert(NodeEvent), rows)
+    """New event rows at once, inside the request's transaction (all or nothing): one `COPY` on
+    Postgres, one Core bulk insert (executemany, no ORM bookkeeping) on SQLite."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(NodeEvent), rows)
+        return
+    raw = connection.connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the session's connection has no driver connection to COPY through")
+    statement = f"COPY node_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                tuple(
+                    orjson.dumps(row[c]).decode() if c in ("signals", "context") else row[c]
+                    for c in EVENT_COLUMNS
+                )
+            )
 
 
 def latest_rule(session: Session) -> ModelRecord | None:
@@ -122,6 +146,32 @@ def out_of_service(session: Session, cluster_id: int, except_node: int) -> int:
         Node.cluster_id == cluster_id, Node.status.in_(("out_of_service", "repair")), Node.id != except_node
     )
     return len(session.scalars(query).all())
+
+
+class ModelRef(NamedTuple):
+    """What a recommendation needs to know about the serving model without reading its row past `params`
+    (SQLite stores a row's columns in order: reading `created_at`, after the multi-megabyte artifact,
+    walks the artifact's overflow pages on every request)."""
+
+    id: int
+    version: int
+    params: dict[str, Any]
+
+
+def latest_mitigation_ref(session: Session) -> ModelRef | None:
+    """The newest mitigation model's id, version and params (found through the (name, version) index)."""
+    query = (
+        select(ModelRecord.id, ModelRecord.version, ModelRecord.params)
+        .where(ModelRecord.kind == "policy", ModelRecord.name == MITIGATION_MODEL)
+        .order_by(ModelRecord.version.desc())
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return None if row is None else ModelRef(int(row[0]), int(row[1]), dict(row[2] or {}))
+
+
+def created_at_of(session: Session, model_id: int) -> datetime | None:
+    return session.scalar(select(ModelRecord.created_at).where(ModelRecord.id == model_id))
 
 
 def latest_mitigation_model(session: Session) -> ModelRecord | None:

@@ -6,6 +6,7 @@ keep the declared rule and hard-fault overrides (versioned rows of the `models` 
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,9 +41,11 @@ from service.nodes.schemas import (
 from service.timeparse import parse_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MODELS: dict[tuple[int, datetime], MitigationModel] = {}
-"""The serving model, by registry id and creation time (ids repeat across databases one process may
-serve one after another, e.g. a bench)."""
+_MODELS: dict[tuple[int, int, str], MitigationModel] = {}
+"""The serving model, by registry id, version and artifact token (ids and versions repeat across
+databases one process may serve one after another, e.g. a bench or the tests; the token does not)."""
+ARTIFACT_TOKEN = "artifact_token"
+"""A random id written into the params of each trained model (read without touching the artifact)."""
 _MODELS_LOCK = threading.Lock()
 
 
@@ -158,24 +161,31 @@ def list_events(
     return [event_out(row, name, cluster_name) for row in repo.events_of(session, node.id, limit, offset)]
 
 
-def _loaded_model(session: Session) -> tuple[MitigationModel | None, ModelRecord | None]:
-    record = repo.latest_mitigation_model(session)
-    if record is None:
+def _loaded_model(session: Session) -> tuple[MitigationModel | None, repo.ModelRef | None]:
+    """The serving model, unpickled once per process and version. Every request reads the registry's
+    newest (id, version, artifact token) — one indexed row — so a model trained by any worker or replica
+    serves from the next request on; the artifact is read only when that key is not cached here."""
+    ref = repo.latest_mitigation_ref(session)
+    if ref is None:
         return None, None
+    token = ref.params.get(ARTIFACT_TOKEN)
+    # models trained before the token existed: the creation time tells databases apart (slower read)
+    stamp = str(token) if token else str(repo.created_at_of(session, ref.id))
+    key = (ref.id, ref.version, stamp)
     with _MODELS_LOCK:
-        model = _MODELS.get((record.id, record.created_at))
+        model = _MODELS.get(key)
     if model is None:
-        artifact = registry.artifact_of(session, record.id)
+        artifact = registry.artifact_of(session, ref.id)
         if artifact is None:
-            return None, record
+            return None, ref
         try:
             model = MitigationModel.from_bytes(artifact)
         except ModelNotFitted:  # an artifact of an older format: answer as without a model (retrain)
-            return None, record
+            return None, ref
         with _MODELS_LOCK:
             _MODELS.clear()  # one mitigation model serves at a time
-            _MODELS[(record.id, record.created_at)] = model
-    return model, record
+            _MODELS[key] = model
+    return model, ref
 
 
 def recommend(
@@ -294,6 +304,7 @@ def train(session: Session, body: MitigationTrainRequest) -> ModelOut:
                 "learners": list(body.learners),
                 "actions": list(model.actions),
                 "rule_version": rule_row.version if rule_row is not None else None,
+                ARTIFACT_TOKEN: uuid.uuid4().hex,
             },
             metrics=jsonable(description),
             training_start=first,
