@@ -34,6 +34,7 @@ from policies.baselines import StaticPeakPolicy
 from policies.catalog import load_all
 from policies.distribution import QuantileForecast
 from policies.scaling import ScalingInput
+from policies.scaling_batch import ScalingBatch, decide_batch
 from policies.skill import SkillTracker
 from policies.slo import ScalingSlo
 from policies.types import Decision, build_policy
@@ -252,26 +253,29 @@ class ForecastAdapter(PureAdapter):
         )
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
-        out = self._forecasts(view)
+        levels, q, ok = self.forecast_arrays(view)
+        return [QuantileForecast(levels, q[w], self.interval_s) if ok[w] else None for w in range(len(ok))]
+
+    def forecast_arrays(self, view: PolicyView) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
+        """This decision's forecast of every workload: (levels, quantiles (W, horizon, levels), which
+        workloads have one); the skill tracker scores it once its targets are observed."""
+        levels, q, ok = self._forecasts(view)
         if self.tracker is not None:
             self.tracker.update(view.observations)
             self._ratio = self.tracker.ratio()
             k = len(view.observations)
-            if k and any(f is not None for f in out):
-                steps = max(f.steps for f in out if f is not None)
-                levels = next(f.levels for f in out if f is not None)
-                q = np.full((len(out), steps, len(levels)), np.nan)
-                for w, f in enumerate(out):
-                    if f is not None and f.levels == levels:
-                        q[w, : f.steps] = f.values
-                self.tracker.record(k, np.asarray(levels), q, view.observations[-1])
-        return out
+            if k and ok.any():
+                self.tracker.record(
+                    k, np.asarray(levels), np.where(ok[:, None, None], q, np.nan), view.observations[-1]
+                )
+        return levels, q, ok
 
-    def _forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
+    def _forecasts(self, view: PolicyView) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
         k = len(view.observations)
         n_w = len(self.capacity)
+        none = ((0.05, 0.5, 0.95), np.zeros((n_w, self.horizon, 3)), np.zeros(n_w, dtype=bool))
         if k < self.min_obs:
-            return [None] * n_w
+            return none
         fresh = self._cache is not None and k - self._cached_at < self.forecast_every
         if not fresh:
             try:
@@ -280,18 +284,12 @@ class ForecastAdapter(PureAdapter):
             except Exception as exc:  # a forecaster failing is the policy's fallback case, as in the service
                 self.last_error = str(exc)
                 self._cache = None
-                return [None] * n_w
+                return none
         assert self._cache is not None
         levels, q, ok = self._cache
         off = k - self._cached_at  # decisions since the forecast was made: read it that much further on
-        out: list[QuantileForecast | None] = [
-            QuantileForecast(levels, q[w, off : off + self.horizon], self.interval_s) if ok[w] else None
-            for w in range(n_w)
-        ]
-        mid = q[:, off, :]
-        band = np.array([[np.interp(lv, levels, row) for lv in (0.05, 0.5, 0.95)] for row in mid])
-        self._band = np.where(ok[:, None], band, np.nan)
-        return out
+        self._band = np.where(ok[:, None], _at_levels(q[:, off, :], levels, (0.05, 0.5, 0.95)), np.nan)
+        return levels, q[:, off : off + self.horizon], ok
 
     def _predict(self, view: PolicyView, k: int) -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
         """Update (or refit) the model and forecast `horizon + forecast_every - 1` intervals for every
@@ -320,6 +318,78 @@ class ForecastAdapter(PureAdapter):
             if np.isfinite(rows).all():
                 q[w], ok[w] = np.sort(rows, axis=1), True
         return levels, q, ok
+
+
+class BayesianBatchAdapter(ForecastAdapter):
+    """The Bayesian policy for all workloads of a decision in one array computation
+    (`policies.scaling_batch`): the same answer as calling it per workload (a test checks), at a
+    fraction of the time. `scaling.batch_decisions: false` runs the per-workload path instead."""
+
+    RECENT = 64
+    """Recommendations kept per workload for the stabilization window (as the per-workload deques)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        n_w = len(self.capacity)
+        self._recent_ts = np.full((n_w, self.RECENT), np.nan)
+        self._recent_n = np.zeros((n_w, self.RECENT), dtype=int)
+        self._decisions = 0
+
+    def batch(self, view: PolicyView) -> ScalingBatch:
+        """What the policy reads about every workload now (as `inputs` builds it for one)."""
+        levels, q, ok = self.forecast_arrays(view)
+        n_w = len(self.capacity)
+        template = QuantileForecast(levels, q[int(np.argmax(ok))], self.interval_s) if ok.any() else None
+        # the interference forecast reads only the levels and window of the load forecast it goes with
+        degradation = [self.degradation(view, w, template if ok[w] else None) for w in range(n_w)]
+        budget = self.budget
+        epsilon = budget.epsilon if budget is not None else np.full(n_w, self.slo.epsilon)
+        backlog = view.backlog if view.backlog is not None and self.sees_backlog else np.zeros(n_w)
+        max_r = self.cfg.get("max_replicas")
+        return ScalingBatch(
+            now_ts=view.now_s,
+            current=np.asarray(view.current, dtype=int),
+            capacity=np.asarray(self.capacity, dtype=float),
+            observed=view.observations[-self.history :],
+            levels=levels,
+            forecast=q,
+            has_forecast=ok,
+            epsilon=np.asarray(epsilon, dtype=float),
+            backlog=np.asarray(backlog, dtype=float),
+            observed_step_seconds=self.interval_s,
+            forecast_step_seconds=self.interval_s,
+            degradation=degradation,
+            skill=None if self.tracker is None else self._ratio,
+            recent_ts=self._recent_ts,
+            recent_n=self._recent_n,
+            windows=None if budget is not None else view.violations[:, 0],
+            violated=None if budget is not None else view.violations[:, 1],
+            min_replicas=int(self.cfg.get("min_replicas", 1)),
+            max_replicas=None if max_r is None else int(max_r),
+            target_utilisation=self.slo.target_utilisation,
+            cost_per_replica=self.slo.cost_per_replica,
+            sla_penalty=self.slo.sla_penalty,
+        )
+
+    def decide(self, view: PolicyView) -> np.ndarray:
+        self.spend_budget(view)
+        out = decide_batch(self.policy, self.batch(view))
+        slot = self._decisions % self.RECENT
+        # stabilization looks at what was recommended, not at what the guardrails let through
+        self._recent_ts[:, slot], self._recent_n[:, slot] = view.now_s, out.wanted
+        self._decisions += 1
+        return out.replicas.astype(int)
+
+
+def _at_levels(values: np.ndarray, levels: tuple[float, ...], targets: tuple[float, ...]) -> np.ndarray:
+    """(W, len(targets)): each row's quantiles (W, L) linearly interpolated at `targets`, clamped to the
+    outermost levels (`np.interp` per row, for all rows at once)."""
+    tau = np.asarray(levels, dtype=float)
+    t = np.clip(np.asarray(targets, dtype=float), tau[0], tau[-1])
+    seg = np.clip(np.searchsorted(tau, t, side="right") - 1, 0, len(tau) - 2)
+    frac = (t - tau[seg]) / (tau[seg + 1] - tau[seg])
+    lo, hi = values[:, seg], values[:, seg + 1]
+    return lo + (hi - lo) * frac[None, :]
 
 
 class FftPeriodAdapter(ForecastAdapter):
@@ -407,6 +477,8 @@ def build_adapter(
         return StaticAdapter(peaks, name, capacity, interval_s, cfg, None)
     if name == "bayesian":
         policy = build_policy("bayesian_scaling", **dict(cfg.get("bayesian", {})))
+        if bool(cfg.get("batch_decisions", True)):
+            return BayesianBatchAdapter(name, capacity, interval_s, cfg, policy)
         return ForecastAdapter(name, capacity, interval_s, cfg, policy)
     if name == "fft-period":
         fft_cfg = {
