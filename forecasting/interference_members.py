@@ -76,29 +76,75 @@ class RollingMedianForecaster(PanelForecaster):
         pass
 
     def _predict(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        span = min(horizon, 64)
-        length = self.window + self.spread_window + span
-        tails, _ = self._panel.tails(self._targets, length)
-        n = tails.shape[0]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (hours with no run)
-            medians = np.nanmedian(sliding_window_view(tails, self.window, axis=1), axis=2)
-        # medians[:, j] is the median of tails[:, j : j + window], i.e. known at position j + window - 1
-        level = medians[:, -1]
-        level = np.where(np.isfinite(level), level, 0.0)
-        q = np.empty((n, horizon, len(self.quantiles)))
+        tails, _ = self._panel.tails(self._targets, history_length(self.window, self.spread_window, horizon))
+        q = rolling_median_quantiles(tails, self.window, self.spread_window, self.quantiles, horizon)
+        return mean_from_quantiles(q, self.quantiles), q
+
+
+MAX_SPREAD_STEPS = 64
+"""Horizon steps with their own residual spread; later steps reuse the last one."""
+
+
+def history_length(window: int, spread_window: int, horizon: int) -> int:
+    """Observations `rolling_median_quantiles` reads per series for `horizon` steps."""
+    return window + spread_window + min(horizon, MAX_SPREAD_STEPS)
+
+
+def rolling_median_quantiles(
+    tails: np.ndarray, window: int, spread_window: int, levels: Sequence[float], horizon: int
+) -> np.ndarray:
+    """Quantiles (n, horizon, K) of the rolling-median forecast from right-aligned histories (n, L), NaN
+    for missing: the median of the last `window` values plus, per step h, the empirical quantiles of how
+    far each of the last `spread_window` values fell from the rolling median h steps before it. Window 1
+    is persistence with the empirical spread of h-step changes. Arrays only, so the replay calls it
+    directly on its slowdowns."""
+    span = min(horizon, MAX_SPREAD_STEPS)
+    length = window + spread_window + span
+    if tails.shape[1] < length:
+        tails = np.pad(tails, ((0, 0), (length - tails.shape[1], 0)), constant_values=np.nan)
+    tails = tails[:, -length:]
+    n = tails.shape[0]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (steps with no observation)
+        medians = np.nanmedian(sliding_window_view(tails, window, axis=1), axis=2)
+    # medians[:, j] is the median of tails[:, j : j + window], i.e. known at position j + window - 1
+    level = medians[:, -1]
+    level = np.where(np.isfinite(level), level, 0.0)
+    q = np.zeros((n, horizon, len(levels)))
+    if spread_window > 0:
+        targets = tails[:, -spread_window:]
         for h in range(1, span + 1):
-            if self.spread_window == 0:
-                q[:, h - 1, :] = 0.0
-                continue
-            targets = tails[:, -self.spread_window :]
-            start = length - self.spread_window - h - self.window + 1  # median index known h steps before
-            past = medians[:, start : start + self.spread_window]
-            resid, counts = row_quantiles(targets - past, self.quantiles)
+            start = length - spread_window - h - window + 1  # the median known h steps before
+            resid, counts = row_quantiles(targets - medians[:, start : start + spread_window], levels)
             q[:, h - 1, :] = np.where(counts[:, None] > 0, resid, 0.0)
         q[:, span:, :] = q[:, span - 1 : span, :]
-        q = np.sort(level[:, None, None] + q, axis=2)
-        return mean_from_quantiles(q, self.quantiles), q
+    return np.sort(level[:, None, None] + q, axis=2)
+
+
+def choose_windows(
+    values: np.ndarray,
+    windows: Sequence[int],
+    spread_window: int,
+    levels: Sequence[float],
+    horizon: int,
+    validation_points: int,
+) -> np.ndarray:
+    """Per series (rows of `values`, oldest first), the index of the rolling-median window with the
+    lowest CRPS over forecasts from the last `validation_points` cutoffs (about 24 of them), scored on
+    every step: `ValidatedChoice`'s rule for array members (ties to the earlier window)."""
+    n, k = values.shape
+    stride = max(1, validation_points // 24)
+    cutoffs = range(max(k - horizon - validation_points, 1), k - horizon + 1, stride)
+    weights = crps_weights(levels)
+    loss = np.zeros((len(windows), n))
+    for c in cutoffs:
+        actual = values[:, c : c + horizon]
+        for i, w in enumerate(windows):
+            past = values[:, max(c - history_length(w, spread_window, horizon), 0) : c]
+            q = rolling_median_quantiles(past, w, spread_window, levels, horizon)
+            pin = 2.0 * pinball_loss(actual.reshape(-1), q.reshape(-1, len(levels)), levels) @ weights
+            loss[i] += np.nanmean(pin.reshape(n, horizon), axis=1)
+    return np.argmin(loss, axis=0)
 
 
 def lightgbm_member_config(horizon: int, fast: bool = True) -> dict[str, Any]:
