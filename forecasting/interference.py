@@ -20,7 +20,9 @@ and optionally the leave-one-out mean degradation of the other entities of the s
 need the entities' timestamps on one shared grid (the data loaders bin them). Which of
 these are real telemetry and which are proxies depends on the data (see `forecasting.interference_data`
 for the Azure VM noise data). The quantile model is any registered forecaster (default
-`lightgbm_conformal`, whose split-conformal step keeps the intervals honest).
+`lightgbm_conformal`, whose split-conformal step keeps the intervals honest), or one of the interference
+members of `forecasting.interference_members`: `rolling_median`, or `choice` (per series, persistence,
+rolling median or LightGBM, whichever has the lowest validation CRPS; see docs/interference.md).
 
 Not registered in the model registry: its output (degradation) is a different quantity from its input
 (raw performance), so it is not a drop-in forecaster of the input series for the generic tools.
@@ -36,6 +38,7 @@ import pandas as pd
 
 from forecasting.base import Forecaster, build_base
 from forecasting.data import Key, LongData, canonical_columns, normalize_long_frame
+from forecasting.interference_members import LOCAL_MODELS, member_forecaster
 from forecasting.metrics import interpolate_quantiles
 from forecasting.types import (
     DEFAULT_QUANTILES,
@@ -195,7 +198,15 @@ class InterferenceForecaster(Forecaster):
         return pd.concat([p for p in parts if not p.empty], ignore_index=True)
 
     # ---- contract --------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any] | None:
+        """The quantile model's own account of itself (`choice`: members, per-series choice, scores)."""
+        self._require_fitted()
+        describe = getattr(self._model, "describe", None)
+        return describe() if callable(describe) else None
+
     def _make_base(self, targets: Sequence[str]) -> Forecaster:
+        if isinstance(self.base, str) and self.base in LOCAL_MODELS:
+            return member_forecaster(self.base, self.base_config, self.quantiles, targets, self.freq)
         return build_base(
             self.base,
             self.base_config,

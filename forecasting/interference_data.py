@@ -38,6 +38,7 @@ from forecasting.backtest import BacktestResult, backtest
 from forecasting.base import Forecaster, PanelForecaster
 from forecasting.data import row_quantiles
 from forecasting.interference import InterferenceForecaster
+from forecasting.interference_members import lightgbm_member_config
 from forecasting.metrics import mae
 from forecasting.seasonal_naive import SeasonalNaiveForecaster
 from forecasting.types import DEFAULT_QUANTILES, InvalidConfigError, InvalidSeriesError, mean_from_quantiles
@@ -117,19 +118,7 @@ class RollingMedianForecaster(PanelForecaster):
 
 def default_model_config(horizon: int, fast: bool = False) -> dict[str, Any]:
     """Configuration of the evaluated interference model (LightGBM quantiles + split conformal)."""
-    lgb: dict[str, Any] = {
-        "windows": (6, 24, 72),
-        "n_lags": 6,
-        "calendar": False,  # the data shows no hour-of-day pattern
-        "season_lengths": (),
-        "n_estimators": 40 if fast else 120,
-        "max_train_rows": 15_000 if fast else 80_000,
-        "num_leaves": 15,
-        "min_data_in_leaf": 50,
-        "learning_rate": 0.05,
-        "num_threads": 1 if fast else 0,
-    }
-    return {"base_config": lgb, "horizon": horizon, "calibration_steps": 40 if fast else 120}
+    return lightgbm_member_config(horizon, fast)
 
 
 def evaluate(

@@ -11,8 +11,9 @@ workload. Each CLI name maps onto registered code (`policies/`, `forecasting/`),
 * `bayesian` -> `bayesian_scaling` (its defaults, as in the service) fed by a forecaster (`seasonal_window` by
   default) updated with every new observation and refit every `refit_every` decisions, plus what a
   serving stack exports beside the load: the queue depth (`backlog`, drained over the forecast window)
-  and the slowdown of recent intervals as its interference forecast (`see_backlog`,
-  `see_interference`; the baselines scale on load alone, as they do in Kubernetes);
+  and the slowdown ahead forecast from the slowdowns of finished intervals by the service's interference
+  member (`replay/slowdown.py`; `see_backlog`, `see_interference`; the baselines scale on load alone, as
+  they do in Kubernetes);
 * `oracle` -> perfect foresight: the replicas the true future load of the window needs at the highest
   utilisation that meets the SLO, knowing the window's interference and failures. The only adapter
   given the future, and only for this lower bound.
@@ -38,6 +39,7 @@ from policies.scaling_batch import ScalingBatch, decide_batch
 from policies.skill import SkillTracker
 from policies.slo import ScalingSlo
 from policies.types import Decision, build_policy
+from replay.slowdown import SlowdownForecast
 from replay.traces import ReplayError
 
 POLICIES: dict[str, str] = {
@@ -99,9 +101,10 @@ class PureAdapter:
         """Whether the policy reads the queue depth (Foresight does; the HPA/VPA baselines scale on load)."""
         self.sees_interference = bool(cfg.get("see_interference", name == "bayesian"))
         """Whether the policy is given the observed slowdown as its interference forecast (Foresight)."""
-        self.interference_window = int(cfg.get("interference_window", 12))
-        self._slowdown_key: tuple[int, tuple[float, ...]] | None = None
-        self._slowdown = np.zeros((len(capacity), 0))
+        self.slowdown = SlowdownForecast(len(capacity), interval_s, cfg) if self.sees_interference else None
+        """The interference forecast (`replay/slowdown.py`: the service's interference member)."""
+        self._slowdown_key: tuple[int, tuple[float, ...], int] | None = None
+        self._slowdown = np.zeros((len(capacity), 0, 0))
         self.slo = ScalingSlo.from_mapping(cfg, where="scaling")
         self._band: np.ndarray | None = None
         self.budget: BudgetController | None = None
@@ -175,17 +178,17 @@ class PureAdapter:
     def degradation(
         self, view: PolicyView, w: int, forecast: QuantileForecast | None
     ) -> QuantileForecast | None:
-        """Interference ahead as the quantiles of the slowdown of the last `interference_window`
-        intervals (persistence: noisy neighbours change over hours), for policies that read it."""
-        if not self.sees_interference or view.speeds is None or not len(view.speeds):
+        """Interference ahead: the slowdown forecast of `replay/slowdown.py` (the service's interference
+        member, fitted on every workload's observed slowdowns), for policies that read it."""
+        if self.slowdown is None or view.speeds is None or not len(view.speeds):
             return None
         levels = forecast.levels if forecast is not None else (0.05, 0.5, 0.95)
-        key = (len(view.speeds), levels)
-        if self._slowdown_key != key:  # once per decision for every workload (one vectorised quantile)
-            recent = 1.0 - view.speeds[-self.interference_window :]
-            self._slowdown, self._slowdown_key = np.quantile(recent, levels, axis=0).T, key
         steps = forecast.steps if forecast is not None else 1
-        return QuantileForecast(levels, np.tile(self._slowdown[w], (steps, 1)), self.interval_s)
+        key = (len(view.speeds), levels, steps)
+        if self._slowdown_key != key:  # once per decision for every workload (vectorised)
+            self._slowdown = self.slowdown.quantiles(view.speeds, levels, steps)
+            self._slowdown_key = key
+        return QuantileForecast(levels, self._slowdown[w], self.interval_s)
 
     def choose(self, view: PolicyView, w: int, forecast: QuantileForecast | None) -> Decision:
         return self.policy.decide(self.inputs(view, w, forecast))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import case, func
@@ -18,6 +19,7 @@ from forecasting.types import ForecastingError
 from policies.distribution import QuantileForecast
 from policies.types import PolicyError
 from service.errors import DatabaseUnavailable, ForesightError
+from service.forecasts import repository as registry
 from service.forecasts import service as forecasts
 from service.models import Series
 from service.telemetry import repository as telemetry
@@ -138,8 +140,37 @@ def degradation_window(
     serving = forecasts.model_name_serving(session, series.id)
     if serving != forecasts.INTERFERENCE:
         served_by = f"is served by {serving!r}, which forecasts its values" if serving else "has no model"
+        loop = "" if serving else " (the control loop trains one once the series has enough history)"
         return None, (
             f"{metric!r} {served_by}; train an interference model on it: POST /v1/models/train "
-            f'{{"model": "interference", "series_ids": [{series.id}]}}'
+            f'{{"model": "interference", "series_ids": [{series.id}]}}{loop}'
         )
     return _distribution(session, series.id, horizon, f"the interference of {metric!r}")
+
+
+def interference_evidence(
+    session: Session, cluster: str, workload: str, metric: str
+) -> dict[str, Any] | None:
+    """Which interference model forecast the workload's slowdown: its registry id and version, when it was
+    trained, its healthy-baseline quantile model and, for `choice`, the member chosen for this series."""
+    series = find_series(session, cluster, "workload", workload, metric)
+    if series is None:
+        return None
+    found = registry.model_of_series(session, series.id)
+    if found is None or found[0].name != forecasts.INTERFERENCE:
+        return None
+    row, entity = found
+    config = (row.params or {}).get("config", {})
+    description = (row.params or {}).get("description") or {}
+    weights = (
+        description.get("series_weights", {}).get(f"{entity}/{metric}") or description.get("weights") or {}
+    )
+    return {
+        "series_id": series.id,
+        "model_id": row.id,
+        "model_version": row.version,
+        "trained_at": row.created_at.isoformat() if row.created_at is not None else None,
+        "base": config.get("base", "lightgbm_conformal"),
+        "member": next(iter(weights), None),
+        "target": "degradation d = 1 - performance / healthy baseline; capacity x (1 - d)",
+    }

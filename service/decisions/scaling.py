@@ -105,6 +105,10 @@ def recommend_scaling(session: Session, body: ScalingRequest, requested_by: str)
         decision.fallback_reason = "; ".join(notes)
     elif notes:
         decision.details["notes"] = notes
+    if slowdown is not None and workload.performance_metric:
+        decision.details["interference"] = read.interference_evidence(
+            session, cluster, workload.name, workload.performance_metric
+        )
     decision.details["load_series_id"] = series.id if series is not None else None
     decision.details["load_data_at"] = seen.last_ts
     state.apply_workload_behavior(session, workload, decision, now)

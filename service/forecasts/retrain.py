@@ -1,6 +1,8 @@
 """The retraining job: a forecaster is trained again when it is older than the retrain interval or its
 live 80% interval coverage has drifted. Only models that still serve a series are retrained (a model
-another one replaced stays in the registry as history). The embedded demo trains its own first models
+another one replaced stays in the registry as history). Interference models are the control loop's to
+refresh (`service/loop/interference.py`): their forecasts are of degradation, not of the series' values,
+so their coverage against the series says nothing. The embedded demo trains its own first models
 (service/demo/runner.py)."""
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def retrain_due(session: Session, settings: Settings) -> dict[str, Any]:
         family = (row.name, tuple(sorted(entry[0] for entry in row.params.get("series", []))))
         latest.setdefault(family, row)  # newest first
     trained: list[dict[str, Any]] = []
-    for (_, series_ids), row in latest.items():
+    for (name, series_ids), row in latest.items():
+        if name == forecasts.INTERFERENCE:  # the control loop refreshes these (see the docstring)
+            continue
         if not _serves_any(session, row.id, series_ids):
             continue
         reason = _why_retrain(session, settings, row, list(series_ids))

@@ -5,13 +5,16 @@ Per target, in its own transaction (one failing target never stops the others, a
 decision behind):
 
 * a workload: read its replicas from telemetry when the cluster reports them; when its load has a sample
-  newer than the last pass (or the last decision has expired), decide its replicas — the forecast is
+  newer than the last pass (or the last decision has expired), train or refresh the interference model
+  of its `performance_metric` series when it declares one (`service/loop/interference.py`), decide its
+  replicas — the forecast is
   computed once per new data and stored, so the recommendation endpoints and KEDA serve it — and, when
   it has per-replica usage series and no live right-sizing decision, its right-sizing;
 * a power domain with a budget: decide its caps;
 * a node with unresolved events: decide a mitigation for each event not decided yet.
 
-Recording a decision sets its actuation in motion (`service/decisions/actuation.py`). After the targets,
+Before the targets, nodes that send co-located probe series get their interference models the same
+way. Recording a decision sets its actuation in motion (`service/decisions/actuation.py`). After the targets,
 approved decisions whose earlier attempt asked to retry are tried again, and applied scaling decisions
 get their outcome from what the cluster reached.
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.config import Settings
 from service.db import Database
 from service.decisions import actuation
 from service.decisions import scaling as scaling_decisions
@@ -34,7 +38,7 @@ from service.decisions.lifecycle import LOOP_ACTOR
 from service.decisions.schemas import RightsizingRequest, ScalingRequest
 from service.errors import DatabaseUnavailable, ForesightError
 from service.integrations.rollup import roll_up_pods
-from service.loop import outcomes
+from service.loop import interference, outcomes
 from service.loop import repository as repo
 from service.models import Cluster, Node, PowerDomain, Workload
 from service.models.base import utcnow
@@ -76,6 +80,8 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
     with database.session() as session:
         rolled_up = roll_up_pods(session)  # workload totals from pod series, before deciding on them
     with database.session() as session:
+        probes = interference.ensure_node_models(session, settings)  # nodes' co-located probe benchmarks
+    with database.session() as session:
         lease = timedelta(seconds=settings.loop_lease_seconds)
         claimed = [
             Claimed(
@@ -115,6 +121,7 @@ def run_pass(database: Database, owner: str) -> dict[str, Any]:
         "retried": retried,
         "outcomes": observed,
         "rolled_up": rolled_up,
+        **({"node_interference": probes} if any(probes.values()) else {}),
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -123,7 +130,7 @@ def _decide(database: Database, target: Claimed) -> Outcome:
     try:
         with database.session() as session:
             if target.kind == "workload":
-                return _workload(session, target)
+                return _workload(session, database.settings, target)
             if target.kind == "power_domain":
                 return _power_domain(session, target)
             if target.kind == "node":
@@ -145,7 +152,7 @@ def _cluster_name(session: Session, cluster_id: int) -> str:
     return cluster.name if cluster is not None else "default"
 
 
-def _workload(session: Session, target: Claimed) -> Outcome:
+def _workload(session: Session, settings: Settings, target: Claimed) -> Outcome:
     workload = session.get(Workload, target.entity_id)
     if workload is None:
         return Outcome("skipped", {"reason": "the workload no longer exists"})
@@ -164,6 +171,9 @@ def _workload(session: Session, target: Claimed) -> Outcome:
             latest,
             live.id,
         )
+    trained = interference.ensure_workload_model(session, settings, workload, cluster)
+    if trained is not None:
+        detail["interference"] = trained
     decided = scaling_decisions.recommend_scaling(
         session, ScalingRequest(workload=workload.name, cluster=cluster), LOOP_ACTOR
     )
