@@ -40,15 +40,14 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from forecast_accuracy import DATA, HORIZON, SCORED  # noqa: E402  (one home for the suite's set-up)
+
 from forecasting import DEFAULT_QUANTILES, create_forecaster  # noqa: E402
 from forecasting.data import split_by_time  # noqa: E402
 from forecasting.metrics import crps_from_quantiles  # noqa: E402
 from forecasting.types import quantile_columns  # noqa: E402
 
-_CANDIDATES = [p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent)]
-DATA = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
-HORIZON = 12
-SCORED = (1, 12)
 console = Console(width=140)
 Loader = Callable[[int], tuple[pd.DataFrame, str]]
 
