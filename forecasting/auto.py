@@ -3,7 +3,8 @@
 Fit: the last part of the training window is a rolling-origin validation window (`n_windows` cutoffs
 `stride` steps apart, the last one `horizon` steps before the end, so every validation forecast is scored
 on all its steps). Each candidate (seasonal naive, naive, seasonal_window, statsforecast AutoETS and
-AutoTheta, global LightGBM on per-series-scaled changes) is fitted once on the data before the first
+AutoTheta, global LightGBM on per-series-scaled changes, with the entity's other indicators as
+covariates and without them) is fitted once on the data before the first
 cutoff, then updated (no refit) through the cutoffs, forecasting `horizon` steps at each. Greedy ensemble
 selection (`forecasting.ensemble`) then picks each series' weights on its validation CRPS; a pooled
 selection (CRPS in units of each series' spread) serves series first seen later. The ensemble's mean is a
@@ -67,6 +68,11 @@ def default_candidates(horizon: int) -> dict[str, Candidate]:
         # one thread: the search's budget is CPU seconds, and LightGBM's OpenMP threads spin-wait when the
         # machine is busy (measured 5-10x slower boosters at a load of 3 on 2 cores; one thread is not)
         "lightgbm": Candidate("lightgbm", {"max_horizon": horizon, "num_threads": 1}, sampled=True),
+        # the same model reading only the series' own past: the other indicators of an entity help on some
+        # data and hurt on other (bench/forecast_covariates.py), so validation chooses per series
+        "lightgbm_no_covariates": Candidate(
+            "lightgbm", {"max_horizon": horizon, "num_threads": 1, "covariates": False}, sampled=True
+        ),
         "autoets": Candidate("autoets", {}, per_series=True),
         "autotheta": Candidate("autotheta", {}, per_series=True),
     }
@@ -220,10 +226,14 @@ class AutoForecaster(Forecaster):
         actual = data.frame.rename(columns={"series_id": "series", "ts": "timestamp", "value": "y"})
         forecasts: dict[str, pd.DataFrame] = {}
         errors: list[ForecastingError] = []
+        alone = not (data.frame.groupby("series_id")["metric"].nunique() > 1).any()
         for name in self.candidates:
             left = self.time_budget - (time.process_time() - start)
             if left <= 0 and forecasts:  # the cheapest candidate always runs
                 self._skipped[name] = "time budget spent before this candidate"
+                continue
+            if name == "lightgbm_no_covariates" and alone and "lightgbm" in self.candidates:
+                self._skipped[name] = "no entity has other indicators: the same model as `lightgbm`"
                 continue
             try:
                 if self._spec(name).per_series and not self._probe_fits(name, raw, ts, cutoffs, left):

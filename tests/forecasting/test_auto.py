@@ -154,3 +154,41 @@ def test_a_sampled_member_is_shrunk_to_what_is_left_of_the_budget() -> None:
     assert rows_within_budget(80_000, 10_000, 10**9, spent=2.0, left=0.1)[0] is None
     # fewer rows exist than the probe took: the probe was already the whole fit
     assert rows_within_budget(80_000, 10_000, 6_000, spent=2.0, left=2.5) == (80_000, 2.0)
+
+
+def _lead_lag(n_entities: int = 4, steps: int = 24 * 20) -> pd.DataFrame:
+    """Per entity a random-walk `load` and a `cpu` that follows it one step later (plus a little noise)."""
+    rng = np.random.default_rng(5)
+    ts = pd.date_range(START, periods=steps, freq="1h")
+    parts = []
+    for e in range(n_entities):
+        load = 100 + np.cumsum(rng.normal(0, 3, steps + 1))
+        cpu = load[:-1] + rng.normal(0, 0.3, steps)
+        parts += [
+            pd.DataFrame({"series_id": f"e{e}", "metric": "load", "ts": ts, "value": load[1:]}),
+            pd.DataFrame({"series_id": f"e{e}", "metric": "cpu", "ts": ts, "value": cpu}),
+        ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_covariates_are_chosen_by_validation_where_they_carry_information() -> None:
+    both = ["naive", "lightgbm", "lightgbm_no_covariates"]
+    model = _auto(horizon=1, candidates=both).fit(_lead_lag())
+    described = model.describe()
+    assert set(described["members"]) == set(both)
+    scores = described["validation"]["scores"]
+    # `cpu` is `load` one step later: with the other indicator it is known a step ahead, without it a
+    # random walk, so the validated weights of every entity's cpu go to the model that reads covariates
+    assert scores["lightgbm"]["crps_scaled"] < scores["lightgbm_no_covariates"]["crps_scaled"]
+    for e in range(4):
+        weights = described["series_weights"][f"e{e}/cpu"]
+        assert weights.get("lightgbm", 0.0) > weights.get("lightgbm_no_covariates", 0.0), weights
+
+
+def test_without_other_indicators_the_covariate_free_twin_is_not_fitted_twice() -> None:
+    rng = np.random.default_rng(2)
+    values = 50 + np.cumsum(rng.normal(0, 1, (3, 24 * 14)), axis=1)
+    model = _auto(candidates=["naive", "lightgbm", "lightgbm_no_covariates"]).fit(_frame(values))
+    described = model.describe()
+    assert "lightgbm_no_covariates" not in described["members"]
+    assert "same model as `lightgbm`" in described["skipped"]["lightgbm_no_covariates"]
