@@ -151,10 +151,8 @@ SINGLE_LIGHTGBM = [c for c in default_candidates(HORIZON) if c != "lightgbm_no_c
 MODELS: dict[str, tuple[str, dict[str, object]]] = {
     "lightgbm +cov": ("lightgbm", {"covariates": True, "max_horizon": HORIZON, "num_threads": 1}),
     "lightgbm -cov": ("lightgbm", {"covariates": False, "max_horizon": HORIZON, "num_threads": 1}),
-    "auto": (
-        "auto",
-        {"horizon": HORIZON},
-    ),  # the default: its LightGBM with and without, chosen by validation
+    # the default: both LightGBM members, weighed per series by validation
+    "auto": ("auto", {"horizon": HORIZON}),
     "auto +cov": ("auto", {"horizon": HORIZON, "candidates": SINGLE_LIGHTGBM}),
     "auto -cov": (
         "auto",
