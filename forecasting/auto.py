@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class Candidate:
     config: Mapping[str, Any]
     per_series: bool = False  # cost grows with the number of series (timed on a probe first)
     sampled: bool = False  # a global model whose cost grows with its `max_train_rows` (sized to the budget)
+    twin_without_covariates: str | None = None  # the same as this candidate when no entity has other metrics
 
 
 def default_candidates(horizon: int) -> dict[str, Candidate]:
@@ -71,7 +72,10 @@ def default_candidates(horizon: int) -> dict[str, Candidate]:
         # the same model reading only the series' own past: the other indicators of an entity help on some
         # data and hurt on other (bench/forecast_covariates.py), so validation chooses per series
         "lightgbm_no_covariates": Candidate(
-            "lightgbm", {"max_horizon": horizon, "num_threads": 1, "covariates": False}, sampled=True
+            "lightgbm",
+            {"max_horizon": horizon, "num_threads": 1, "covariates": False},
+            sampled=True,
+            twin_without_covariates="lightgbm",
         ),
         "autoets": Candidate("autoets", {}, per_series=True),
         "autotheta": Candidate("autotheta", {}, per_series=True),
@@ -164,7 +168,7 @@ class AutoForecaster(Forecaster):
     def _spec(self, name: str) -> Candidate:
         base = default_candidates(self.horizon)[name]
         cfg = {**base.config, **self.candidate_config.get(name, {}), **self._sized.get(name, {})}
-        return Candidate(base.model, cfg, base.per_series, base.sampled)
+        return replace(base, config=cfg)
 
     def _member(self, name: str) -> Forecaster:
         spec = self._spec(name)
@@ -232,8 +236,9 @@ class AutoForecaster(Forecaster):
             if left <= 0 and forecasts:  # the cheapest candidate always runs
                 self._skipped[name] = "time budget spent before this candidate"
                 continue
-            if name == "lightgbm_no_covariates" and alone and "lightgbm" in self.candidates:
-                self._skipped[name] = "no entity has other indicators: the same model as `lightgbm`"
+            twin = self._spec(name).twin_without_covariates
+            if alone and twin in self.candidates:
+                self._skipped[name] = f"no entity has other indicators: the same model as `{twin}`"
                 continue
             try:
                 if self._spec(name).per_series and not self._probe_fits(name, raw, ts, cutoffs, left):
