@@ -11,8 +11,11 @@ selection (CRPS in units of each series' spread) serves series first seen later.
 point forecast of its own: its member weights are selected the same way on validation squared error (a
 member with wide intervals may still have the best mean, as AutoETS often does). Finally the ensemble's
 validation residuals calibrate its intervals around its median (`forecasting.calibration.SideScaler`:
-the median is never moved, factors are bounded). Members stay fitted on the data before the validation
-window and are updated with the rest, as in a backtest, so fit costs one fit per member.
+the median is never moved, factors are bounded). Last, every member that carries weight is refitted on
+the whole window, the validation part included (it is the most recent data: on a short series, such as
+an hour of 10-second bins, a LightGBM member fitted without it had a 75 % larger MAE than one refitted),
+cheapest first and only while the budget allows; a member the budget cannot refit keeps its validated
+state, updated with the rest of the window, and `describe()` says which.
 
 A time budget (CPU seconds of this process, so a busy machine does not change which members are
 searched) bounds the search: candidates run cheapest first; a per-series model is timed on a few
@@ -212,6 +215,9 @@ class AutoForecaster(Forecaster):
         self._scaler = SideScaler(self.quantiles)
         self._scores: dict[str, dict[str, float]] = {}
         self._cutoffs: list[str] = []
+        self._fit_cost: dict[str, float] = {}
+        self._refitted: list[str] = list(FALLBACK) if n_windows == 0 else []
+        self._not_refitted: dict[str, str] = {}
         if n_windows == 0:
             need = self._min_fit() + self.horizon + 1
             why = f"history too short to validate ({len(stamps)} time steps; validation needs >= {need})"
@@ -257,7 +263,37 @@ class AutoForecaster(Forecaster):
                 raise errors[0]
             raise InvalidConfigError("; ".join(f"{k}: {v}" for k, v in self._skipped.items()))
         self._select(forecasts, actual)
+        self._refit_weighted(raw, ts, cutoffs[0], start)
         self._fit_seconds = time.process_time() - start
+
+    def _refit_weighted(self, raw: pd.DataFrame, ts: np.ndarray, first_cutoff: int, start: float) -> None:
+        """Refit the members that carry weight on the whole window, cheapest first, each only when its
+        projected cost (its validation fit, scaled by the rows it gains) fits in what is left of the budget."""
+        names = list(self._members)
+        weighted = (self._weights > 0).any(axis=0) | (self._global > 0)
+        mean_w, mean_g = self._mean_weighting()
+        weighted |= (mean_w > 0).any(axis=0) | (mean_g > 0)
+        grows = len(raw) / max(int((ts <= first_cutoff).sum()), 1)
+        self._refitted = []
+        self._not_refitted = {}
+        for i in sorted(range(len(names)), key=lambda i: self._fit_cost.get(names[i], 0.0)):
+            name = names[i]
+            if not weighted[i]:
+                continue
+            projected = self._fit_cost.get(name, 0.0) * grows
+            left = self.time_budget - (time.process_time() - start)
+            if projected > left:
+                self._not_refitted[name] = (
+                    f"refit projected {projected:.1f} s, {max(left, 0):.1f} s left of "
+                    f"time_budget={self.time_budget:g}: kept as validated, updated with the rest"
+                )
+                continue
+            try:
+                self._members[name] = self._member(name).fit(raw)
+            except ForecastingError as error:  # the validated state still forecasts
+                self._not_refitted[name] = f"refit failed, kept as validated: {type(error).__name__}: {error}"
+                continue
+            self._refitted.append(name)
 
     def _probe_fits(
         self, name: str, raw: pd.DataFrame, ts: np.ndarray, cutoffs: np.ndarray, left: float
@@ -312,8 +348,10 @@ class AutoForecaster(Forecaster):
     def _validate(
         self, name: str, raw: pd.DataFrame, ts: np.ndarray, cutoffs: np.ndarray
     ) -> tuple[Forecaster, pd.DataFrame]:
-        """Fit before the first cutoff, forecast at every cutoff, then catch up with the rest."""
+        """Fit before the first cutoff (its cost remembered), forecast at every cutoff, then catch up."""
+        t0 = time.process_time()
         model = self._member(name).fit(raw.loc[ts <= cutoffs[0]])
+        self._fit_cost[name] = time.process_time() - t0
         parts = []
         prev = cutoffs[0]
         for c in cutoffs:
@@ -490,6 +528,8 @@ class AutoForecaster(Forecaster):
             "calibration_factors": np.round(self._scaler.factors, 4).tolist() if self.calibrate else None,
             "skipped": dict(self._skipped),
             "sized_to_budget": {n: dict(cfg) for n, cfg in getattr(self, "_sized", {}).items()},
+            "refitted_on_whole_window": list(getattr(self, "_refitted", [])),
+            "not_refitted": dict(getattr(self, "_not_refitted", {})),
             "fit_cpu_seconds": round(float(self._fit_seconds), 3),
             "time_budget": self.time_budget,
         }

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from forecasting.auto import AutoForecaster, rows_within_budget
-from forecasting.base import DEFAULT_MODEL, Forecaster
+from forecasting.base import DEFAULT_MODEL, Forecaster, create_forecaster
 from forecasting.types import InsufficientHistoryError, quantile_columns, validate_forecast_frame
 from tests.forecasting.conftest import FAST_CONFIG, START
 
@@ -192,3 +192,24 @@ def test_without_other_indicators_the_covariate_free_twin_is_not_fitted_twice() 
     described = model.describe()
     assert "lightgbm_no_covariates" not in described["members"]
     assert "same model as `lightgbm`" in described["skipped"]["lightgbm_no_covariates"]
+
+
+def test_weighted_members_are_refitted_on_the_whole_window_when_the_budget_allows() -> None:
+    # one LightGBM member: once refitted, auto's median is that of the same model fitted on all the data
+    # (the validation window is the most recent data; leaving it out is what a refit repairs)
+    rng = np.random.default_rng(12)
+    frame = _frame(50 + np.cumsum(rng.normal(0, 1, (3, 24 * 8)), axis=1))
+    lgb = {"n_estimators": 30, "num_threads": 1}
+    model = _auto(candidates=["lightgbm"], candidate_config={"lightgbm": lgb}).fit(frame)
+    alone = create_forecaster("lightgbm", max_horizon=6, **lgb).fit(frame)
+    assert model.describe()["refitted_on_whole_window"] == ["lightgbm"]
+    both = model.predict(6).merge(alone.predict(6), on=["series", "metric", "horizon"])
+    np.testing.assert_allclose(both["q0.5_x"], both["q0.5_y"])
+    # with no budget left for it, the member keeps its validated state and the reason is given
+    small = {**lgb, "max_train_rows": 2_000}  # not sized to the budget: the first candidate always runs
+    kept = _auto(candidates=["lightgbm"], candidate_config={"lightgbm": small}, time_budget=1e-6).fit(frame)
+    assert kept.describe()["refitted_on_whole_window"] == []
+    assert "kept as validated" in kept.describe()["not_refitted"]["lightgbm"]
+    alone = create_forecaster("lightgbm", max_horizon=6, **small).fit(frame)
+    worse = kept.predict(6).merge(alone.predict(6), on=["series", "metric", "horizon"])
+    assert not np.allclose(worse["q0.5_x"], worse["q0.5_y"])
