@@ -268,7 +268,8 @@ class AutoForecaster(Forecaster):
 
     def _refit_weighted(self, raw: pd.DataFrame, ts: np.ndarray, first_cutoff: int, start: float) -> None:
         """Refit the members that carry weight on the whole window, cheapest first, each only when its
-        projected cost (its validation fit, scaled by the rows it gains) fits in what is left of the budget."""
+        projected cost (its validation fit, scaled by the rows it gains) fits in what is left of the
+        budget."""
         names = list(self._members)
         weighted = (self._weights > 0).any(axis=0) | (self._global > 0)
         mean_w, mean_g = self._mean_weighting()
