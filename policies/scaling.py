@@ -288,9 +288,7 @@ class BayesianScalingPolicy(BasePolicy):
                 control += " (reactive side holds: too little history)"
         n_p = proactive[0] if proactive is not None else 0
         n_r = reactive[0] if reactive is not None else held
-        # the nearest count: rounding the blend up would move a held count one replica towards any
-        # proactive answer above it at every decision, however little weight the forecast has earned
-        wanted = math.floor(weight * n_p + (1.0 - weight) * n_r + 0.5)
+        wanted = math.ceil(weight * n_p + (1.0 - weight) * n_r - 1e-9)
         table = (proactive or reactive)[1]  # type: ignore[index]
         chain = default_chain(
             inputs.min_replicas,
@@ -337,7 +335,6 @@ class BayesianScalingPolicy(BasePolicy):
                 "control": control,
                 "forecast_skill": inputs.forecast_skill,
                 "proactive_weight": weight,
-                "risk_based": proactive is not None or reactive is not None,  # chosen at ε, not held
                 "proactive_replicas": proactive[0] if proactive is not None else None,
                 "reactive_replicas": n_r if proactive is None or tracked else None,
             },

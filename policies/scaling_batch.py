@@ -458,7 +458,7 @@ def decide_batch(policy: BayesianScalingPolicy, batch: ScalingBatch) -> BatchDec
     weight = np.where(has_fc, weight, 0.0)
     n_p = np.where(proactive >= 0, proactive, 0)
     n_r = np.where(reactive >= 0, reactive, np.maximum(cur, need))  # too little history: hold
-    wanted = np.floor(weight * n_p + (1.0 - weight) * n_r + 0.5).astype(int)  # the nearest (`scaling`)
+    wanted = np.ceil(weight * n_p + (1.0 - weight) * n_r - 1e-9).astype(int)
     floor = latest if policy.reactive_floor else None
     final = _guardrails(wanted, batch, need, floor, policy.stabilization_seconds, policy.step_limit)
     # no forecast and too little history for persistence: `reactive_fallback` (never scales in)

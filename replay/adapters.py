@@ -113,9 +113,6 @@ class PureAdapter:
             self.budget = BudgetController(self.slo.objective.budget, len(capacity), self.slo.epsilon)
         self._seen_windows = np.zeros((len(capacity), 2))
         self._seen_late = np.zeros((len(capacity), 2))
-        self._risk_based = np.zeros(len(capacity), dtype=bool)
-        """Whether each workload's last decision was chosen at the risk level ε (not a hold or the
-        no-forecast fallback): only the windows such a decision governed teach the budget controller."""
 
     def spend_budget(self, view: PolicyView) -> None:
         """Feed the windows finished since the last decision to the budget controller."""
@@ -126,15 +123,12 @@ class PureAdapter:
         self._seen_windows, self._seen_late = view.violations.astype(float), late + self._seen_late
         if windows[:, 0].max() <= 0:
             return
-        # ACI adapts the level it acted at: a window no ε decided (the incumbent's count held before the
-        # first forecast, the no-forecast fallback) says nothing about ε, so it does not move it
-        governed = self._risk_based.astype(float)
         if self.slo.objective.per_window:
-            self.budget.update(np.minimum(windows[:, 1], 1.0), (late[:, 0] > 0) * governed)
+            self.budget.update(np.minimum(windows[:, 1], 1.0), (late[:, 0] > 0).astype(float))
             return
         requests, over = late[:, 0], late[:, 1]
         mean = self._seen_late[:, 0] / np.maximum(self._seen_windows[:, 0], 1.0)  # requests per window
-        weight = requests / np.maximum(mean, 1e-12) * governed
+        weight = requests / np.maximum(mean, 1e-12)
         self.budget.update(np.where(requests > 0, over / np.maximum(requests, 1e-12), 0.0), weight)
 
     def forecasts(self, view: PolicyView) -> list[QuantileForecast | None]:
@@ -210,7 +204,6 @@ class PureAdapter:
             # (as the service does): recording the clamped answer would ratchet replicas up for good
             wanted = int(decision.details.get("wanted_replicas", out[w]))
             self.recent[w].append((view.now_s, wanted))
-            self._risk_based[w] = bool(decision.details.get("risk_based", False))
         return out
 
 
@@ -384,7 +377,6 @@ class BayesianBatchAdapter(ForecastAdapter):
     def decide(self, view: PolicyView) -> np.ndarray:
         self.spend_budget(view)
         out = decide_batch(self.policy, self.batch(view))
-        self._risk_based = (out.proactive >= 0) | (out.reactive >= 0)
         slot = self._decisions % self.RECENT
         # stabilization looks at what was recommended, not at what the guardrails let through
         self._recent_ts[:, slot], self._recent_n[:, slot] = view.now_s, out.wanted

@@ -69,22 +69,3 @@ def test_the_decision_follows_the_skill_and_says_so() -> None:
         distrusted.details["proactive_weight"] > 0
     )
     assert trusted.details["forecast_skill"] == 0.2
-
-
-def test_a_forecast_with_little_weight_does_not_ratchet_a_held_count_up() -> None:
-    """Too little history to certify ε: the reactive side holds 5. The forecast asks for 7; at a weight
-    of 0.1 (loss ratio 3) the blend stays at 5 decision after decision (rounding the blend up moved it
-    one replica per decision), and at an even weight it goes half way."""
-    policy = BayesianScalingPolicy(step_limit=StepLimit(max_up=100), reactive_floor=False)
-
-    def wanted(ratio: float, current: int) -> int:
-        inputs = scaling_input(current_replicas=current, forecast_skill=ratio)
-        decision = policy.decide(inputs)
-        assert decision.details["proactive_replicas"] == 7
-        return int(decision.details["wanted_replicas"])
-
-    current = 5
-    for _ in range(5):
-        current = wanted(3.0, current)
-    assert current == 5
-    assert wanted(1.0, 5) == 6

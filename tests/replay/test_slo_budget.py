@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from policies.adaptive import BUDGET_STEP, EPSILON_RANGE
@@ -53,29 +52,3 @@ def test_objectives_it_cannot_meet_or_know_are_refused(tmp_path: Path, scaling: 
     path = long_trace(tmp_path / "load.csv", hours=0.5, series=1)
     with pytest.raises(ReplayError, match=message):
         run(path, scaling)
-
-
-@pytest.mark.parametrize("batched", [True, False])
-def test_windows_no_risk_level_decided_do_not_move_it(batched: bool) -> None:
-    """Before the first forecast the policy holds what it was handed (no ε chose that count): late
-    windows then are the incumbent's, and ε stays put; once a decision is made at ε, the next late
-    window tightens it (both the batched and the per-workload path)."""
-    from replay.adapters import PolicyView, build_adapter
-
-    cfg = {"min_observations": 5, "batch_decisions": batched}
-    adapter = build_adapter("bayesian", cfg, np.array([10.0]), 60.0, np.array([50.0]), np.zeros((1, 1)), 1)
-    start = float(adapter.budget.epsilon[0])
-    late = np.zeros((1, 2))
-
-    def decide(k: int) -> None:
-        late[0] += (100.0, 50.0)  # every window: half the requests late
-        obs = 40.0 + 5.0 * np.sin(np.arange(k, dtype=float))[:, None]
-        view = PolicyView(60.0 * k, obs, np.array([5]), np.array([[k, k]]), np.zeros(1), None, late.copy())
-        adapter.decide(view)
-
-    for k in range(1, 5):  # fewer observations than min_observations: no forecast, a hold
-        decide(k)
-    assert float(adapter.budget.epsilon[0]) == pytest.approx(start)
-    for k in range(5, 8):
-        decide(k)
-    assert float(adapter.budget.epsilon[0]) < start
