@@ -6,12 +6,18 @@ on all its steps). Each candidate (seasonal naive, naive, seasonal_window, stats
 AutoTheta, global LightGBM on per-series-scaled changes, with the entity's other indicators as
 covariates and without them) is fitted once on the data before the first
 cutoff, then updated (no refit) through the cutoffs, forecasting `horizon` steps at each. Greedy ensemble
-selection (`forecasting.ensemble`) then picks each series' weights on its validation CRPS; a pooled
-selection (CRPS in units of each series' spread) serves series first seen later. The ensemble's mean is a
-point forecast of its own: its member weights are selected the same way on validation squared error (a
-member with wide intervals may still have the best mean, as AutoETS often does). Finally the ensemble's
-validation residuals calibrate its intervals around its median (`forecasting.calibration.SideScaler`:
-the median is never moved, factors are bounded). Last, every member that carries weight is refitted on
+selection (`forecasting.ensemble`) then picks each series' weights on its validation CRPS, and a pooled
+selection (CRPS in units of each series' spread) picks one set for all. A series' own weights rest on a
+few windows and can overfit them, the pooled ones miss what is particular to it: each series gets
+`share * own + (1 - share) * pooled`, with the share chosen out of sample (`ensemble.series_share`:
+weights selected on the earlier half of the cutoffs, scored on the later half; `series_weight_share`
+overrides). The ensemble's mean is a point forecast of its own: its member weights are selected the same
+way on validation squared error (a member with wide intervals may still have the best mean, as AutoETS
+often does). Then the ensemble's validation residuals calibrate its intervals around its median
+(`forecasting.calibration.SideScaler`: the median is never moved, factors are bounded), applied only as
+far as a correction learnt on the earlier cutoffs improved the later ones
+(`calibration.calibration_strength`: widths learnt on a calm window would narrow intervals a busy one
+needs). Last, every member that carries weight is refitted on
 the whole window, the validation part included (it is the most recent data: on a short series, such as
 an hour of 10-second bins, a LightGBM member fitted without it had a 75 % larger MAE than one refitted),
 cheapest first and only while the budget allows; a member the budget cannot refit keeps its validated
@@ -37,9 +43,15 @@ import numpy as np
 import pandas as pd
 
 from forecasting.base import Forecaster, create_forecaster, register
-from forecasting.calibration import SideScaler, centre_of, clip_nonnegative, keep_centre
+from forecasting.calibration import (
+    SideScaler,
+    calibration_strength,
+    centre_of,
+    clip_nonnegative,
+    keep_centre,
+)
 from forecasting.data import LongData, canonical_columns, series_scale, to_utc
-from forecasting.ensemble import combine, greedy_selection, row_crps, row_squared_error
+from forecasting.ensemble import combine, greedy_selection, row_crps, row_squared_error, series_share
 from forecasting.types import (
     DEFAULT_QUANTILES,
     ForecastingError,
@@ -133,6 +145,7 @@ class AutoForecaster(Forecaster):
         stride: int | None = None,
         rounds: int = 20,
         time_budget: float = 45.0,  # CPU seconds
+        series_weight_share: float | None = None,
         calibrate: bool = True,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         target_metrics: Sequence[str] | None = None,
@@ -151,6 +164,8 @@ class AutoForecaster(Forecaster):
             problems.append("horizon, validation_points and rounds must be >= 1")
         if (n_windows is not None and n_windows < 1) or (stride is not None and stride < 1):
             problems.append("n_windows and stride must be >= 1")
+        if series_weight_share is not None and not 0.0 <= series_weight_share <= 1.0:
+            problems.append(f"series_weight_share must be in [0, 1] or None, got {series_weight_share}")
         if not time_budget > 0:
             problems.append(f"time_budget must be positive seconds, got {time_budget}")
         if problems:
@@ -163,6 +178,7 @@ class AutoForecaster(Forecaster):
         self.stride = stride
         self.rounds = rounds
         self.time_budget = time_budget
+        self.series_weight_share = series_weight_share
         self.calibrate = calibrate
         self._sized: dict[str, dict[str, int]] = {}
         self._skipped: dict[str, str] = {}
@@ -388,30 +404,41 @@ class AutoForecaster(Forecaster):
             self._global = np.full(len(names), 1.0 / len(names))
             self._mean_weights, self._mean_global = self._weights.copy(), self._global.copy()
             return
-        pooled_group = np.zeros(len(y), dtype=np.int64)
-        self._weights, _ = greedy_selection(y, q, self.quantiles, group, g, self.rounds)
-        pooled, _ = greedy_selection(y, q, self.quantiles, pooled_group, 1, self.rounds, 1.0 / scale)
-        self._global = pooled[0]
+        cut = joined["cutoff"].to_numpy()
+        late = cut >= np.sort(np.unique(cut))[len(np.unique(cut)) // 2]  # the later half of the cutoffs
+        seen = np.bincount(group, minlength=g) > 0
         # the mean is its own point forecast: its weights are chosen on the loss a mean minimises
         means = np.stack(
             [joined[on].merge(forecasts[n], on=on)["mean"].to_numpy(dtype=float) for n in names]
         )[:, :, None]
-        self._mean_weights, _ = greedy_selection(
-            y, means, self.quantiles, group, g, self.rounds, row_loss=row_squared_error
-        )
-        pooled_mean, _ = greedy_selection(
-            y, means, self.quantiles, pooled_group, 1, self.rounds, 1.0 / scale**2, row_squared_error
-        )
-        self._mean_global = pooled_mean[0]
-        seen = np.bincount(group, minlength=g) > 0
-        self._weights[~seen] = self._global
-        self._mean_weights[~seen] = self._mean_global
+        self._shares: dict[str, float] = {}
+        self._share_losses: dict[str, dict[str, float]] = {}
+        chosen = []
+        for part, qq, row_w, loss in (("quantiles", q, 1.0 / scale, None),
+                                      ("mean", means, 1.0 / scale**2, row_squared_error)):  # fmt: skip
+            own, _ = greedy_selection(y, qq, self.quantiles, group, g, self.rounds, row_loss=loss)
+            pooled, _ = greedy_selection(
+                y, qq, self.quantiles, np.zeros(len(y), dtype=np.int64), 1, self.rounds, row_w, loss
+            )
+            share = self.series_weight_share
+            if share is None:
+                share, tried = series_share(y, qq, self.quantiles, group, g, late, row_w, self.rounds, loss)
+                self._share_losses[part] = tried
+            self._shares[part] = share
+            own[~seen] = pooled[0]
+            chosen.append((share * own + (1.0 - share) * pooled[0][None, :], pooled[0]))
+        (self._weights, self._global), (self._mean_weights, self._mean_global) = chosen
         ens_q, _ = combine(q, means[:, :, 0], self._weights[group])
         ens_mean = np.einsum("mn,nm->n", means[:, :, 0], self._mean_weights[group])
         step = joined["horizon"].to_numpy()
         floor = 1e-2 * scale
         if self.calibrate:
+            strength, self._strength_losses = calibration_strength(
+                self.quantiles, y, ens_q, step, floor, late, 1.0 / scale, row_crps
+            )
             self._scaler.fit(y, ens_q, step, floor)
+            self._scaler.factors = self._scaler.factors**strength
+            self._strength = strength
         calibrated = self._scaler.apply(ens_q, step, floor) if self.calibrate else ens_q
         median_at = int(np.argmin(np.abs(np.asarray(self.quantiles) - 0.5)))
         point = [*means[:, :, 0], ens_mean, ens_mean]
@@ -526,6 +553,10 @@ class AutoForecaster(Forecaster):
                 "rows": int(getattr(self, "_n_validation_rows", 0)),
                 "scores": self._scores,
             },
+            "series_weight_share": dict(getattr(self, "_shares", {})),
+            "series_weight_share_tried": dict(getattr(self, "_share_losses", {})),
+            "calibration_strength": getattr(self, "_strength", 1.0) if self.calibrate else None,
+            "calibration_strength_tried": dict(getattr(self, "_strength_losses", {})),
             "calibration_factors": np.round(self._scaler.factors, 4).tolist() if self.calibrate else None,
             "skipped": dict(self._skipped),
             "sized_to_budget": {n: dict(cfg) for n, cfg in getattr(self, "_sized", {}).items()},

@@ -18,7 +18,7 @@ point.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,3 +145,38 @@ class SideScaler:
         new = np.where(below[None, :], med[:, None] - f * widen, med[:, None] + f * widen)
         new[:, np.isclose(lv, 0.5)] = med[:, None]
         return keep_centre(new, self.levels, med)
+
+
+STRENGTHS = (1.0, 0.5, 0.0)  # how much of the learnt calibration is applied; ties keep the most
+
+
+def calibration_strength(
+    levels: Sequence[float],
+    y: np.ndarray,
+    q: np.ndarray,
+    step: np.ndarray,
+    floor: np.ndarray,
+    late: np.ndarray,
+    row_weight: np.ndarray,
+    row_loss: Callable[[np.ndarray, np.ndarray, Sequence[float]], np.ndarray],
+) -> tuple[float, dict[str, float]]:
+    """How much of a `SideScaler`'s correction to apply (its factors ** strength), chosen out of sample.
+
+    Factors are learnt on the earlier rows (`~late`), applied at every strength of `STRENGTHS` to the
+    later rows, and scored there by `row_loss(y, q, levels)` weighted by `row_weight` (e.g. CRPS over each
+    series' spread). Widths learnt on a short window need not carry over to what follows (a calm window
+    narrows intervals a busy one needs); the later rows say whether they did. Returns the strength (1.0
+    when there are no earlier or no later rows) and the later rows' loss at every strength tried.
+    """
+    early = ~late
+    if not early.any() or not late.any():
+        return 1.0, {}
+    probe = SideScaler(tuple(levels)).fit(y[early], q[early], step[early], floor[early])
+    learnt = probe.factors.copy()
+    losses = {}
+    for strength in STRENGTHS:
+        probe.factors = learnt**strength
+        shaped = probe.apply(q[late], step[late], floor[late])
+        loss = row_loss(y[late], shaped, levels) * row_weight[late]
+        losses[f"{strength:g}"] = float(loss.sum() / row_weight[late].sum())
+    return min(STRENGTHS, key=lambda s: losses[f"{s:g}"] - 1e-12 * s), losses

@@ -78,3 +78,48 @@ def greedy_selection(
 def combine(q: np.ndarray, mean: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted quantile average (n, K) and mean (n,) of members q (M, n, K), mean (M, n), weights (n, M)."""
     return np.einsum("mnk,nm->nk", q, weights), np.einsum("mn,nm->n", mean, weights)
+
+
+SHARE_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)  # ties keep the most per-series weight
+
+
+def series_share(
+    y: np.ndarray,
+    q: np.ndarray,
+    levels: Sequence[float],
+    group: np.ndarray,
+    n_groups: int,
+    late: np.ndarray,
+    scale_weight: np.ndarray,
+    rounds: int = 20,
+    row_loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[float, dict[str, float]]:
+    """How far each series' own weights should be trusted over the pooled ones, chosen out of sample.
+
+    Weights are selected per group and pooled on the earlier rows (`~late`), blended as
+    `share * own + (1 - share) * pooled` for each share of `SHARE_GRID`, and scored on the later rows
+    (`late`), pooled over groups with `scale_weight` (n,) putting groups of different units on one
+    footing. A series' own weights come from a few of its validation windows and overfit them; the pooled
+    ones from every series' windows and miss what is particular to a series: the later windows say which
+    error is the larger on this data. Returns the share (1.0 when there are no later or no earlier rows)
+    and the later rows' loss of every share tried.
+    """
+    early = ~late
+    if not early.any() or not late.any():
+        return 1.0, {}
+    loss_of = row_loss or (lambda yy, qq: row_crps(yy, qq, levels))
+    own, _ = greedy_selection(y[early], q[:, early], levels, group[early], n_groups, rounds, None, row_loss)
+    pooled, _ = greedy_selection(
+        y[early], q[:, early], levels, np.zeros(int(early.sum()), dtype=np.int64), 1, rounds,
+        scale_weight[early], row_loss,
+    )  # fmt: skip
+    seen = np.bincount(group[early], minlength=n_groups) > 0
+    own[~seen] = pooled[0]
+    g_late, w_late = group[late], scale_weight[late]
+    losses = {}
+    for share in SHARE_GRID:
+        w = share * own[g_late] + (1.0 - share) * pooled[0][None, :]
+        blended = np.einsum("mnk,nm->nk", q[:, late], w)
+        losses[f"{share:g}"] = float(np.sum(loss_of(y[late], blended) * w_late) / np.sum(w_late))
+    best = min(SHARE_GRID, key=lambda s: losses[f"{s:g}"] - 1e-12 * s)
+    return best, losses

@@ -9,8 +9,9 @@ import pytest
 from scipy import stats
 
 from forecasting.backtest import backtest
-from forecasting.calibration import SideScaler, centre_of, keep_centre
+from forecasting.calibration import SideScaler, calibration_strength, centre_of, keep_centre
 from forecasting.conformal import AdaptiveConformalForecaster, ConformalForecaster
+from forecasting.ensemble import row_crps
 from forecasting.lightgbm_quantile import LightGBMQuantileForecaster
 from forecasting.types import DEFAULT_QUANTILES, quantile_columns, validate_forecast_frame
 from tests.forecasting.conftest import FAST_CONFIG, seasonal_frame
@@ -126,3 +127,24 @@ def test_side_scaler_calibrates_too_narrow_quantiles_without_moving_the_median()
     # adversarial residuals (a huge outlier burst) still give bounded factors
     wild = SideScaler(DEFAULT_QUANTILES).fit(y[:200] * 1e6, q[:200], step[:200], floor[:200])
     assert np.isfinite(wild.factors).all() and wild.factors.max() <= wild.bounds[1]
+
+
+def _normal_quantiles(centre: np.ndarray, sd: float) -> np.ndarray:
+    return centre[:, None] + sd * stats.norm.ppf(DEFAULT_QUANTILES)[None, :]
+
+
+def test_calibration_is_applied_where_it_carries_over_and_dropped_where_it_does_not() -> None:
+    rng = np.random.default_rng(6)
+    n = 2000
+    centre = rng.normal(0, 3, n)
+    step, floor, ones = rng.integers(1, 4, n), np.full(n, 1e-3), np.ones(n)
+    late = np.arange(n) >= n // 2
+    q = _normal_quantiles(centre, 1.0)
+    # the base is 3x too narrow throughout: the correction learnt early holds later, so all of it is kept
+    steady = centre + rng.normal(0, 3, n)
+    strength, tried = calibration_strength(DEFAULT_QUANTILES, steady, q, step, floor, late, ones, row_crps)
+    assert strength == 1.0 and tried["1"] < tried["0"]
+    # calm early (residuals a third of the base's width), as wide as the base later: narrowing would hurt
+    shifting = centre + rng.normal(0, 1, n) * np.where(late, 1.0, 1 / 3)
+    strength, tried = calibration_strength(DEFAULT_QUANTILES, shifting, q, step, floor, late, ones, row_crps)
+    assert strength == 0.0 and tried["0"] < tried["1"]
