@@ -17,11 +17,11 @@ often does). Then the ensemble's validation residuals calibrate its intervals ar
 (`forecasting.calibration.SideScaler`: the median is never moved, factors are bounded), applied only as
 far as a correction learnt on the earlier cutoffs improved the later ones
 (`calibration.calibration_strength`: widths learnt on a calm window would narrow intervals a busy one
-needs). Last, every member that carries weight is refitted on
-the whole window, the validation part included (it is the most recent data: on a short series, such as
-an hour of 10-second bins, a LightGBM member fitted without it had a 75 % larger MAE than one refitted),
-cheapest first and only while the budget allows; a member the budget cannot refit keeps its validated
-state, updated with the rest of the window, and `describe()` says which.
+needs; the `calibration_strength` parameter overrides). Last, every member that carries weight is
+refitted on the whole window, the validation part included (it is the most recent data: on a short
+series, such as an hour of 10-second bins, a LightGBM member fitted without it had a 75 % larger MAE
+than one refitted), cheapest first and only while the budget allows; a member the budget cannot refit
+keeps its validated state, updated with the rest of the window, and `describe()` says which.
 
 A time budget (CPU seconds of this process, so a busy machine does not change which members are
 searched) bounds the search: candidates run cheapest first; a per-series model is timed on a few
@@ -147,6 +147,7 @@ class AutoForecaster(Forecaster):
         time_budget: float = 45.0,  # CPU seconds
         series_weight_share: float | None = None,
         calibrate: bool = True,
+        calibration_strength: float | None = None,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         target_metrics: Sequence[str] | None = None,
         freq: str | pd.Timedelta | None = None,
@@ -166,6 +167,8 @@ class AutoForecaster(Forecaster):
             problems.append("n_windows and stride must be >= 1")
         if series_weight_share is not None and not 0.0 <= series_weight_share <= 1.0:
             problems.append(f"series_weight_share must be in [0, 1] or None, got {series_weight_share}")
+        if calibration_strength is not None and not 0.0 <= calibration_strength <= 1.0:
+            problems.append(f"calibration_strength must be in [0, 1] or None, got {calibration_strength}")
         if not time_budget > 0:
             problems.append(f"time_budget must be positive seconds, got {time_budget}")
         if problems:
@@ -180,6 +183,7 @@ class AutoForecaster(Forecaster):
         self.time_budget = time_budget
         self.series_weight_share = series_weight_share
         self.calibrate = calibrate
+        self.calibration_strength = calibration_strength
         self._sized: dict[str, dict[str, int]] = {}
         self._skipped: dict[str, str] = {}
 
@@ -433,9 +437,12 @@ class AutoForecaster(Forecaster):
         step = joined["horizon"].to_numpy()
         floor = 1e-2 * scale
         if self.calibrate:
-            strength, self._strength_losses = calibration_strength(
-                self.quantiles, y, ens_q, step, floor, late, 1.0 / scale, row_crps
-            )
+            strength: float | None = self.calibration_strength
+            self._strength_losses: dict[str, float] = {}
+            if strength is None:
+                strength, self._strength_losses = calibration_strength(
+                    self.quantiles, y, ens_q, step, floor, late, 1.0 / scale, row_crps
+                )
             self._scaler.fit(y, ens_q, step, floor)
             self._scaler.factors = self._scaler.factors**strength
             self._strength = strength
