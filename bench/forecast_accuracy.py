@@ -196,9 +196,15 @@ def cutoffs_of(ds: Dataset, n_cutoffs: int) -> tuple[pd.DataFrame, pd.DataFrame,
 
 
 def run_ours(
-    name: str, ds: Dataset, train: pd.DataFrame, test: pd.DataFrame, cuts: np.ndarray
+    name: str,
+    ds: Dataset,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    cuts: np.ndarray,
+    settings: dict[str, object] | None = None,
 ) -> pd.DataFrame:
-    config: dict[str, object] = {"freq": ds.freq}
+    """Fit `name` (with `settings`) on the training part, then update and forecast at every cutoff."""
+    config: dict[str, object] = {"freq": ds.freq, **(settings or {})}
     probe = create_forecaster(name).get_params()
     if "horizon" in probe:
         config["horizon"] = HORIZON

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import forecast_accuracy as accuracy
 
-from forecasting import DEFAULT_QUANTILES, create_forecaster
+from forecasting import DEFAULT_QUANTILES
 from forecasting.metrics import coverage, crps_from_quantiles
 from forecasting.types import quantile_columns
 
@@ -50,21 +50,9 @@ console = Console(width=150)
 
 
 def walk(model_name: str, settings: dict[str, Any], ds: accuracy.Dataset, cuts: np.ndarray) -> pd.DataFrame:
-    """Fit on the training part, then update and forecast at every cutoff (the accuracy bench's walk)."""
+    """The accuracy bench's walk: fit on the training part, update and forecast at every cutoff."""
     train, test, _ = accuracy.cutoffs_of(ds, len(cuts))
-    horizon_key = "horizon" if model_name == "auto" else "max_horizon"
-    model = create_forecaster(model_name, freq=ds.freq, **{horizon_key: accuracy.HORIZON}, **settings)
-    model.fit(train)
-    ts = test["ts"].to_numpy()
-    parts, prev = [], None
-    for c in cuts:
-        mask = (ts <= c) if prev is None else (ts > prev) & (ts <= c)
-        if mask.any():
-            model.update(test.loc[mask])
-        prev = c
-        f = model.predict(accuracy.HORIZON)
-        parts.append(f.loc[f["cutoff"] == c])
-    return pd.concat(parts, ignore_index=True)
+    return accuracy.run_ours(model_name, ds, train, test, cuts, settings)
 
 
 def scores(test: pd.DataFrame, forecasts: dict[str, pd.DataFrame]) -> dict[str, dict[str, dict[str, float]]]:
