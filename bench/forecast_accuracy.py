@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -248,7 +249,7 @@ def run_statsforecast(
 
     # AutoETS with a 288-step season took ~48 s per series here (and picked a non-seasonal model on a
     # test series anyway), so for seasons above 24 the AutoETS peer is the non-seasonal one
-    factory = {
+    factory: Callable[[], Any] = {
         "sf_autoets": lambda: AutoETS(season_length=ds.season if ds.season <= 24 else 1),
         "sf_autotheta": lambda: AutoTheta(season_length=ds.season),
         "sf_seasonal_naive": lambda: SeasonalNaive(season_length=ds.season),
@@ -368,7 +369,7 @@ METRICS = ("mse", "mae", "crps", "cov50", "cov80", "cov95")
 
 def _get(results: dict, ds: str, model: str, h: int, metric: str) -> float:
     by_h = results[ds]["scores"].get(model, {})
-    cell = by_h.get(str(h), by_h.get(h, {}))  # type: ignore[call-overload]
+    cell = by_h.get(str(h), by_h.get(h, {}))
     value = cell.get(metric, float("nan"))
     return float(value) if value is not None else float("nan")
 
