@@ -7,7 +7,9 @@ training part, then walk through the test part (the last 20 %) without refit, fo
 every `step`-th test timestamp (at most `--cutoffs` per dataset) from exactly the data up to it. Scores
 at horizon 1 and horizon 12 (the forecast's first and twelfth step): MSE of the mean, MAE of the median,
 CRPS from the quantiles, 50/80/95 % coverage, fit+predict seconds. Only rows every model forecast count.
-"overall" is the mean over datasets of each (already scaled) score.
+"overall" is the mean over datasets of each (already scaled) score. `--json` is rewritten after every
+dataset, and each dataset's entry keeps the commit its code was loaded from and when its run started;
+`--report` lists them and warns when merged scores come from more than one version or an unclean tree.
 
 Datasets (see each folder's README):
   nab_cpu          NAB CloudWatch EC2/RDS CPU, 5 min                             (development)
@@ -27,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -455,6 +459,41 @@ def figure(results: dict, models: list[str], path: Path) -> bool:
     return True
 
 
+def provenance() -> dict[str, str]:
+    """The commit the code was loaded from (`+dirty` with uncommitted changes) and when a run started: kept
+    with every dataset's scores, because the JSON is rewritten after each dataset and a report merged
+    while a run is still going would otherwise mix old and new scores without saying so."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD") + (
+            "+dirty" if git("status", "--porcelain", "-uno") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def provenance_lines(results: dict) -> list[str]:
+    """Which commit and run each dataset's scores come from; a warning when they are not all one commit."""
+    runs = {
+        d: res.get("provenance", {"commit": "not recorded", "started": "?"}) for d, res in results.items()
+    }
+    lines = [f"- {d}: commit {p['commit']}, run started {p['started']}" for d, p in runs.items()]
+    commits = sorted({p["commit"] for p in runs.values()})
+    if len(commits) > 1:
+        lines.append(
+            f"- **Warning:** these scores come from {len(commits)} versions of the code: {', '.join(commits)}"
+        )
+    unclean = [c for c in commits if c.endswith("+dirty") or c in ("unknown", "not recorded")]
+    if unclean:
+        lines.append(f"- **Warning:** not reproducible from a commit: {', '.join(unclean)}")
+    return lines
+
+
 def write_report(results: dict, md: Path, command: str) -> None:
     models = sorted({m for d in results.values() for m in d["scores"]})
     agg, left_out = overall(results, models)
@@ -472,6 +511,10 @@ def write_report(results: dict, md: Path, command: str) -> None:
         "```",
         command,
         "```",
+        "",
+        "Measured on:",
+        "",
+        *provenance_lines(results),
         "",
         "## Goals",
         "",
@@ -516,6 +559,7 @@ def main() -> None:
             merged.update(json.loads(path.read_text()))
         write_report(merged, args.report, args.command)
         return
+    measured_on = provenance()  # the code is loaded now: later edits do not change this run
     results: dict[str, object] = {}
     if args.json and args.json.exists():
         results = json.loads(args.json.read_text())  # datasets run earlier stay in the file
@@ -537,7 +581,9 @@ def main() -> None:
         title = (f"{n_series} series, {len(ds.frame):,} points, freq {ds.freq}, {len(cuts)} cutoffs"
                  f"{' (held out)' if ds_name in HELD_OUT else ''}")  # fmt: skip
         table(ds_name, title, scores, seconds)
-        results[ds_name] = {"title": title, "scores": scores, "seconds": seconds, "errors": errors}
+        results[ds_name] = {
+            "title": title, "scores": scores, "seconds": seconds, "errors": errors, "provenance": measured_on,
+        }  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(results, indent=1, default=float))
 
