@@ -46,7 +46,7 @@ from forecasting.backtest import backtest  # noqa: E402
 from forecasting.interference import InterferenceForecaster  # noqa: E402
 from forecasting.interference_data import (  # noqa: E402
     LOWER_IS_BETTER,
-    RollingMedianForecaster,
+    RollingMedianBaseline,
     default_model_config,
     load_vm_noise,
 )
@@ -69,7 +69,7 @@ def make_models(fast: bool) -> dict[str, InterferenceForecaster]:
     lgb = default_model_config(HORIZON, fast)
     return {
         "persistence": InterferenceForecaster(SeasonalNaiveForecaster(season_length=1), **common),
-        "rolling_median": InterferenceForecaster(RollingMedianForecaster(window=24), **common),
+        "rolling_median": InterferenceForecaster(RollingMedianBaseline(window=24), **common),
         "rm_spread": InterferenceForecaster("rolling_median", **common),
         "lightgbm": InterferenceForecaster("lightgbm_conformal", base_config=lgb, **common),
         "choice": InterferenceForecaster("choice", base_config={"horizon": HORIZON}, **common),

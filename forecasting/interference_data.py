@@ -84,8 +84,12 @@ def load_vm_noise(
     return frame, groups
 
 
-class RollingMedianForecaster(PanelForecaster):
-    """Naive baseline: median (and empirical quantiles) of the last `window` observations, flat ahead."""
+class RollingMedianBaseline(PanelForecaster):
+    """Naive baseline: median (and empirical quantiles) of the last `window` observations, flat ahead.
+
+    The reference the interference bench compares against. Not the `RollingMedianForecaster` member of
+    `forecasting.interference_members`, whose intervals come from how far observations fell from the
+    rolling median (per horizon step) rather than from the window's own spread."""
 
     name = "rolling_median"
 
@@ -144,7 +148,7 @@ def evaluate(
             **common,  # type: ignore[arg-type]
         ),
         "naive_last": InterferenceForecaster(SeasonalNaiveForecaster(season_length=1), **common),  # type: ignore[arg-type]
-        "rolling_median": InterferenceForecaster(RollingMedianForecaster(window=24), **common),  # type: ignore[arg-type]
+        "rolling_median": InterferenceForecaster(RollingMedianBaseline(window=24), **common),  # type: ignore[arg-type]
     }
     out: dict[str, dict[str, float]] = {}
     for name, model in models.items():
