@@ -459,10 +459,13 @@ def figure(results: dict, models: list[str], path: Path) -> bool:
     return True
 
 
+CODE = ("forecasting", "bench/*.py", "pyproject.toml")  # what a run's scores depend on (not bench/results)
+
+
 def provenance() -> dict[str, str]:
-    """The commit the code was loaded from (`+dirty` with uncommitted changes) and when a run started: kept
-    with every dataset's scores, because the JSON is rewritten after each dataset and a report merged
-    while a run is still going would otherwise mix old and new scores without saying so."""
+    """The commit the code was loaded from (`+dirty` with uncommitted changes to `CODE`) and when a run
+    started: kept with every dataset's scores, because the JSON is rewritten after each dataset and a
+    report merged while a run is still going would otherwise mix old and new scores without saying so."""
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=True)
@@ -470,7 +473,7 @@ def provenance() -> dict[str, str]:
 
     try:
         commit = git("rev-parse", "--short", "HEAD") + (
-            "+dirty" if git("status", "--porcelain", "-uno") else ""
+            "+dirty" if git("status", "--porcelain", "-uno", "--", *CODE) else ""
         )
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
