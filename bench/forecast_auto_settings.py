@@ -5,6 +5,8 @@ scaled on the first 80 %, fitted once, walked through the last 20 % without refi
 Settings compared (see `forecasting.auto`):
   auto               the default: the per-series weight share and the calibration strength are both
                      chosen on the later half of the validation cutoffs
+  auto_fixed         the weights frozen at fit (the default until 2026-12-05 re-chose them on the newest
+                     scored forecasts as data arrives)
   auto_long          the weights selected on a 144-step validation window instead of 48
   auto_before        each series' own weights and the full calibration (the default until 2026-12-04)
   auto_pooled        one set of weights for every series, the calibration strength chosen
@@ -42,6 +44,7 @@ from forecasting.types import quantile_columns
 
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "auto": ("auto", {}),
+    "auto_fixed": ("auto", {"online_weights": False}),
     "auto_long": ("auto", {"validation_points": 144}),
     "auto_before": ("auto", {"series_weight_share": 1.0, "calibration_strength": 1.0}),
     "auto_pooled": ("auto", {"series_weight_share": 0.0}),

@@ -51,7 +51,8 @@ from forecasting.calibration import (
     keep_centre,
 )
 from forecasting.data import LongData, canonical_columns, series_scale, to_utc
-from forecasting.ensemble import combine, greedy_selection, row_crps, row_squared_error, series_share
+from forecasting.ensemble import choose_weights, combine, row_crps, row_squared_error
+from forecasting.evidence import Evidence, PendingForecasts
 from forecasting.types import (
     DEFAULT_QUANTILES,
     ForecastingError,
@@ -148,6 +149,7 @@ class AutoForecaster(Forecaster):
         series_weight_share: float | None = None,
         calibrate: bool = True,
         calibration_strength: float | None = None,
+        online_weights: bool = True,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         target_metrics: Sequence[str] | None = None,
         freq: str | pd.Timedelta | None = None,
@@ -184,6 +186,7 @@ class AutoForecaster(Forecaster):
         self.series_weight_share = series_weight_share
         self.calibrate = calibrate
         self.calibration_strength = calibration_strength
+        self.online_weights = online_weights
         self._sized: dict[str, dict[str, int]] = {}
         self._skipped: dict[str, str] = {}
 
@@ -238,6 +241,9 @@ class AutoForecaster(Forecaster):
         self._fit_cost: dict[str, float] = {}
         self._refitted: list[str] = list(FALLBACK) if n_windows == 0 else []
         self._not_refitted: dict[str, str] = {}
+        self._evidence: Evidence | None = None  # the scored forecasts weights are chosen on (`_select`)
+        self._pending: PendingForecasts | None = None
+        self._reweighings = 0
         if n_windows == 0:
             need = self._min_fit() + self.horizon + 1
             why = f"history too short to validate ({len(stamps)} time steps; validation needs >= {need})"
@@ -409,29 +415,16 @@ class AutoForecaster(Forecaster):
             self._mean_weights, self._mean_global = self._weights.copy(), self._global.copy()
             return
         cut = joined["cutoff"].to_numpy()
-        late = cut >= np.sort(np.unique(cut))[len(np.unique(cut)) // 2]  # the later half of the cutoffs
-        seen = np.bincount(group, minlength=g) > 0
+        cutoff_ns = pd.DatetimeIndex(to_utc(joined["cutoff"])).asi8
         # the mean is its own point forecast: its weights are chosen on the loss a mean minimises
-        means = np.stack(
-            [joined[on].merge(forecasts[n], on=on)["mean"].to_numpy(dtype=float) for n in names]
-        )[:, :, None]
-        self._shares: dict[str, float] = {}
-        self._share_losses: dict[str, dict[str, float]] = {}
-        chosen = []
-        for part, qq, row_w, loss in (("quantiles", q, 1.0 / scale, None),
-                                      ("mean", means, 1.0 / scale**2, row_squared_error)):  # fmt: skip
-            own, _ = greedy_selection(y, qq, self.quantiles, group, g, self.rounds, row_loss=loss)
-            pooled, _ = greedy_selection(
-                y, qq, self.quantiles, np.zeros(len(y), dtype=np.int64), 1, self.rounds, row_w, loss
-            )
-            share = self.series_weight_share
-            if share is None:
-                share, tried = series_share(y, qq, self.quantiles, group, g, late, row_w, self.rounds, loss)
-                self._share_losses[part] = tried
-            self._shares[part] = share
-            own[~seen] = pooled[0]
-            chosen.append((share * own + (1.0 - share) * pooled[0][None, :], pooled[0]))
-        (self._weights, self._global), (self._mean_weights, self._mean_global) = chosen
+        means = np.stack([joined[on].merge(forecasts[n], on=on)["mean"].to_numpy(dtype=float) for n in names])
+        horizon_step = joined["horizon"].to_numpy(dtype=np.int64)
+        evidence = Evidence(group, cutoff_ns, horizon_step, y, q, means)
+        self._evidence_per_series = int(np.bincount(group, minlength=g).max())
+        late = cut >= np.sort(np.unique(cut))[len(np.unique(cut)) // 2]  # the later half of the cutoffs
+        self._choose_weights(evidence, late)
+        self._evidence = evidence.compact()
+        means = means[:, :, None]
         ens_q, _ = combine(q, means[:, :, 0], self._weights[group])
         ens_mean = np.einsum("mn,nm->n", means[:, :, 0], self._mean_weights[group])
         step = joined["horizon"].to_numpy()
@@ -459,6 +452,30 @@ class AutoForecaster(Forecaster):
             }
         self._n_validation_rows = len(y)
 
+    def _choose_weights(self, ev: Evidence, late: np.ndarray, keep_shares: bool = False) -> None:
+        """Quantile weights on CRPS and mean weights on squared error, each series' own blended with the
+        pooled ones (rows weighted by 1 / the series' spread, so series of different units pool);
+        `keep_shares`: with the blend chosen at fit (re-choosing it on every few new rows flips it)."""
+        g = len(self._keys)
+        scale = np.array([self._scales[k] for k in self._keys])[ev.group]
+        kept = dict(self._shares) if keep_shares else {}
+        if not keep_shares:
+            self._shares: dict[str, float] = {}
+            self._share_losses: dict[str, dict[str, float]] = {}
+        chosen = []
+        parts = (
+            ("quantiles", ev.q, 1.0 / scale, None),
+            ("mean", ev.mean[:, :, None], 1.0 / scale**2, row_squared_error),
+        )
+        for part, qq, row_w, loss in parts:
+            share = kept.get(part, self.series_weight_share)
+            w = choose_weights(ev.y, qq, self.quantiles, ev.group, g, late, row_w, self.rounds, loss, share)
+            self._shares[part] = w.share
+            if w.share_losses:
+                self._share_losses[part] = w.share_losses
+            chosen.append((w.own, w.pooled))
+        (self._weights, self._global), (self._mean_weights, self._mean_global) = chosen
+
     def _coverage(self, y: np.ndarray, q: np.ndarray, nominal: float) -> float:
         from forecasting.metrics import coverage
 
@@ -485,6 +502,27 @@ class AutoForecaster(Forecaster):
             self._weights = np.vstack([self._weights, np.tile(self._global, (extra, 1))])
             mean_w, mean_g = self._mean_weighting()
             self._mean_weights = np.vstack([mean_w, np.tile(mean_g, (extra, 1))])
+        self._score_pending(data)
+
+    def _score_pending(self, data: LongData) -> None:
+        """Score the forecasts handed out against the values just observed and, when any were, choose the
+        weights again on the newest evidence (`forecasting.evidence`)."""
+        pending: PendingForecasts | None = getattr(self, "_pending", None)
+        if pending is None or not len(pending.group):
+            return
+        frame = data.frame[data.frame["metric"].isin(self._target_names)]
+        where = {k: i for i, k in enumerate(self._keys)}
+        keys = zip(frame["series_id"].astype(str), frame["metric"].astype(str), strict=True)
+        group = np.array([where[k] for k in keys], dtype=np.int64)
+        ts = pd.DatetimeIndex(to_utc(frame["ts"])).asi8
+        latest = np.full(len(self._keys), np.iinfo(np.int64).min)
+        np.maximum.at(latest, group, ts)
+        scored, self._pending = pending.resolve(group, ts, frame["value"].to_numpy(dtype=float), latest)
+        if not scored.rows or self._evidence is None:
+            return
+        self._evidence = self._evidence.extended(scored, self._evidence_per_series)
+        self._choose_weights(self._evidence, self._evidence.later_half(), keep_shares=True)
+        self._reweighings += 1
 
     def _predict_frame(self, horizon: int) -> pd.DataFrame:
         names = list(self._members)
@@ -512,6 +550,8 @@ class AutoForecaster(Forecaster):
         qq, _ = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
         mm = np.einsum("mn,nm->n", np.nan_to_num(mean), _row_weights(mean_w, mean_g, rows, used, ok))
         step = first["horizon"].to_numpy()
+        if len(used) == len(names):
+            self._remember_forecast(rows, first, q, mean, ok.all(axis=1))
         scale = np.array([self._scales.get(k, 1.0) for k in keys])
         if self.calibrate:
             qq = self._scaler.apply(qq, step, 1e-2 * scale)
@@ -524,6 +564,24 @@ class AutoForecaster(Forecaster):
             timestamp=first["timestamp"], horizon=step, mean=mm, quantiles=qq, levels=self.quantiles,
             sort_quantiles=False,
         )  # fmt: skip
+
+    def _remember_forecast(
+        self, rows: np.ndarray, frame: pd.DataFrame, q: np.ndarray, mean: np.ndarray, ok: np.ndarray
+    ) -> None:
+        """Keep every member's forecast of the known series, to be scored when its targets arrive."""
+        if not self.online_weights or getattr(self, "_evidence", None) is None:
+            return
+        keep = (rows >= 0) & ok
+        made = PendingForecasts(
+            rows[keep],
+            pd.DatetimeIndex(to_utc(frame["timestamp"])).asi8[keep],
+            pd.DatetimeIndex(to_utc(frame["cutoff"])).asi8[keep],
+            frame["horizon"].to_numpy(dtype=np.int64)[keep],
+            q[:, keep].astype(np.float32),
+            mean[:, keep].astype(np.float32),
+        )
+        before = getattr(self, "_pending", None) or PendingForecasts.empty(q.shape[0], q.shape[2])
+        self._pending = before.add(made, keep_cutoffs=self.horizon)
 
     def _mean_weighting(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-series and pooled weights of the members' means (models saved before they had their own:
@@ -559,6 +617,14 @@ class AutoForecaster(Forecaster):
                 "horizon": self.horizon,
                 "rows": int(getattr(self, "_n_validation_rows", 0)),
                 "scores": self._scores,
+            },
+            "online_weights": {
+                "enabled": bool(getattr(self, "online_weights", False)),
+                "evidence_rows": int(ev.rows) if (ev := getattr(self, "_evidence", None)) is not None else 0,
+                "newest_cutoff": pd.Timestamp(int(ev.cutoff.max()), tz="UTC").isoformat()
+                if ev is not None and ev.rows
+                else None,
+                "reweighings": int(getattr(self, "_reweighings", 0)),
             },
             "series_weight_share": dict(getattr(self, "_shares", {})),
             "series_weight_share_tried": dict(getattr(self, "_share_losses", {})),

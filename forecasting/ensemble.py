@@ -10,6 +10,7 @@ the best round, so the ensemble is never worse than its best member on the valid
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -123,3 +124,39 @@ def series_share(
         losses[f"{share:g}"] = float(np.sum(loss_of(y[late], blended) * w_late) / np.sum(w_late))
     best = min(SHARE_GRID, key=lambda s: losses[f"{s:g}"] - 1e-12 * s)
     return best, losses
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """Per-series (G, M) and pooled (M,) weights, and how much of the per-series weights was kept."""
+
+    own: np.ndarray
+    pooled: np.ndarray
+    share: float
+    share_losses: dict[str, float]
+
+
+def choose_weights(
+    y: np.ndarray,
+    q: np.ndarray,
+    levels: Sequence[float],
+    group: np.ndarray,
+    n_groups: int,
+    late: np.ndarray,
+    row_weight: np.ndarray,
+    rounds: int = 20,
+    row_loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    share: float | None = None,
+) -> Weighting:
+    """Each series' weights, `share * own + (1 - share) * pooled` with the share chosen out of sample
+    (`series_share`) unless stated; a series without rows gets the pooled weights."""
+    own, _ = greedy_selection(y, q, levels, group, n_groups, rounds, row_loss=row_loss)
+    pooled, _ = greedy_selection(
+        y, q, levels, np.zeros(len(y), dtype=np.int64), 1, rounds, row_weight, row_loss
+    )
+    tried: dict[str, float] = {}
+    if share is None:
+        share, tried = series_share(y, q, levels, group, n_groups, late, row_weight, rounds, row_loss)
+    seen = np.bincount(group, minlength=n_groups) > 0
+    own[~seen] = pooled[0]
+    return Weighting(share * own + (1.0 - share) * pooled[0][None, :], pooled[0], share, tried)
