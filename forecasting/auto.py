@@ -23,6 +23,13 @@ series, such as an hour of 10-second bins, a LightGBM member fitted without it h
 than one refitted), cheapest first and only while the budget allows; a member the budget cannot refit
 keeps its validated state, updated with the rest of the window, and `describe()` says which.
 
+After the fit the weights follow the data (`online_weights`, on by default): every forecast `auto` hands
+out is remembered per member and scored when `update` brings its targets, the scored rows replace each
+series' oldest evidence (as many rows are kept as validation held), and the weights are selected again on
+that newest evidence, with the fit's share of per-series weights. A series that changes regime after the
+fit (a level shift, a new burst pattern) moves its weight to the members that forecast the new regime
+without a refit; `forecasting.evidence` holds the bookkeeping. The calibration stays as fitted.
+
 A time budget (CPU seconds of this process, so a busy machine does not change which members are
 searched) bounds the search: candidates run cheapest first; a per-series model is timed on a few
 series first and skipped when its projected cost exceeds what is left of the budget. `describe()` lists
