@@ -122,3 +122,15 @@ def test_auto_model_description_is_stored_and_explains_each_forecast(
     assert evidence["weights_are"] == "this series'"
     assert sum(evidence["weights"].values()) == pytest.approx(1.0, abs=1e-3)
     assert set(evidence["validation_scores"]) >= {"ensemble", "calibrated", *config["candidates"]}
+    assert evidence["weights_chosen_on"] == "the validation window at training"
+
+    # the forecast just served is scored when its targets arrive, and the weights chosen again on it: the
+    # evidence served next is the model's own, not the stored description from training
+    future = [series(f"web-{i}", "requests_per_second", "req/s", _samples(4 * DAY, 6, i), kind="workload")
+              for i in range(2)]  # fmt: skip
+    assert client.post("/v1/telemetry", json=batch(*future), headers=keys["ingest"]).status_code == 200
+    moved = client.get(
+        "/v1/forecasts", params={"series": seeded["web-1"], "horizon": 12}, headers=keys["read"]
+    ).json()["model_evidence"]
+    assert moved["weights_chosen_on"].startswith("the newest ")
+    assert sum(moved["weights"].values()) == pytest.approx(1.0, abs=1e-3)

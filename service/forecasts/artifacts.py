@@ -40,6 +40,9 @@ class LoadedModel:
     while no new observation arrived (cleared on update)."""
     stored: set[tuple[int, int]] = field(default_factory=set)
     """(series id, cutoff µs) already written to the forecasts table by this process."""
+    live_description: dict[str, Any] | None = None
+    """The model's own description since new data changed its weights (`auto`'s online weights); None:
+    the one stored at training still holds."""
 
 
 class ModelCache:

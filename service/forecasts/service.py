@@ -122,18 +122,35 @@ def describe_model(model: Any) -> dict[str, Any] | None:
     return describe() if callable(describe) else None
 
 
+def live_description(model: Any) -> dict[str, Any] | None:
+    """The model's description when an update changed its weights (`auto` re-chooses them on the newest
+    scored forecasts), so the evidence served is the one the forecast was made with; else None."""
+    describe = getattr(model, "describe", None)
+    if describe is None:
+        return None
+    described: dict[str, Any] = describe()
+    return described if (described.get("online_weights") or {}).get("reweighings") else None
+
+
 def series_evidence(description: dict[str, Any] | None, entity: str, metric: str) -> dict[str, Any] | None:
-    """The part of a stored model description that explains one series' forecast."""
+    """The part of a model description that explains one series' forecast."""
     if not description or "members" not in description:
         return None
     label = entity if metric == "value" else f"{entity}/{metric}"
     own = description.get("series_weights", {}).get(label)
     validation = description.get("validation", {})
+    online = description.get("online_weights") or {}
     return {
         "model": description.get("model"),
         "members": description["members"],
         "weights": own if own is not None else description.get("weights"),
         "weights_are": "this series'" if own is not None else "pooled (the series was not validated)",
+        "weights_chosen_on": (
+            f"the newest {online.get('evidence_rows')} scored forecasts, up to the one made at "
+            f"{online.get('newest_cutoff')}"
+            if online.get("reweighings")
+            else "the validation window at training"
+        ),
         "validation_scores": validation.get("scores"),
         "validation_cutoffs": validation.get("cutoffs"),
         "skipped": description.get("skipped"),
@@ -260,6 +277,7 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
                 loaded.model.update(fresh)
                 loaded.seen_until_us = to_epoch_us(fresh["ts"].max().to_pydatetime())
                 loaded.predictions.clear()
+                loaded.live_description = live_description(loaded.model)
             predicted = loaded.predictions.get(horizon)
             if predicted is None:  # nothing new since the last prediction: the same answer, without the work
                 frame = loaded.model.predict(horizon)
@@ -276,7 +294,9 @@ def forecast(session: Session, series_id: int, horizon: int) -> ServedForecast:
         series_id=series_id, metric=series.metric, unit=series.unit, model=row.name,
         model_version=row.version, model_id=row.id, cutoff=mine["cutoff"].iloc[0].to_pydatetime(),
         target=target_of(row.name),
-        model_evidence=series_evidence(row.params.get("description"), entity, series.metric),
+        model_evidence=series_evidence(
+            loaded.live_description or row.params.get("description"), entity, series.metric
+        ),
     )  # fmt: skip
     served = ServedForecast(meta, mine)
     stored_key = (series_id, to_epoch_us(meta.cutoff))
