@@ -526,6 +526,7 @@ class AutoForecaster(Forecaster):
         if pending is None or not len(pending.group):
             return
         frame = data.frame[data.frame["metric"].isin(self._target_names)]
+        frame = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]  # a gap scores nothing
         where = {k: i for i, k in enumerate(self._keys)}
         keys = zip(frame["series_id"].astype(str), frame["metric"].astype(str), strict=True)
         group = np.array([where[k] for k in keys], dtype=np.int64)

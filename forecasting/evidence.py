@@ -3,8 +3,8 @@
 At fit, the evidence is the validation window just before the end of the training data. Later, what
 ends a window is the data a user keeps sending: every forecast `auto` hands out is remembered per member
 (`PendingForecasts`), scored once its targets are observed, and the scored rows join the evidence
-(`Evidence`), which keeps only each series' newest rows (as many as the validation window held). The
-weights are then chosen again by the same selection on the same amount of evidence, now the most recent:
+(`Evidence`), which keeps only each series' newest rows (a fixed multiple of what the validation window
+held). The weights are then chosen again by the same selection on a bounded amount of evidence, the newest:
 a series whose behaviour changes after the fit (a level shift, a new regime) moves its weight to the
 members that forecast the new behaviour, with no learning rate or decay to set.
 """
