@@ -7,6 +7,8 @@ Settings compared (see `forecasting.auto`):
                      chosen on the later half of the validation cutoffs
   auto_fixed         the weights frozen at fit (the default until 2026-12-05 re-chose them on the newest
                      scored forecasts as data arrives)
+  auto_one_set       one set of weights for every step (the default gives the first quarter of the
+                     horizon weights of their own, chosen on those steps' rows)
   auto_ev1, auto_ev4 online evidence of 1 or 4 validation windows per series (the default keeps 2)
   auto_long          the weights selected on a 144-step validation window instead of 48
   auto_before        each series' own weights and the full calibration (the default until 2026-12-04)
@@ -47,6 +49,7 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "auto": ("auto", {}),
     "auto_fixed": ("auto", {"online_weights": False}),
     "auto_ev1": ("auto", {"online_evidence": 1.0}),
+    "auto_one_set": ("auto", {"short_horizon_steps": 0}),
     "auto_ev4": ("auto", {"online_evidence": 4.0}),
     "auto_long": ("auto", {"validation_points": 144}),
     "auto_before": ("auto", {"series_weight_share": 1.0, "calibration_strength": 1.0}),

@@ -71,6 +71,8 @@ from forecasting.types import (
 )
 
 Key = tuple[str, str]
+WeightSets = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per-series and pooled weights of the quantiles, then of the means."""
 ID = ["series", "metric", "horizon"]
 
 
@@ -160,6 +162,7 @@ class AutoForecaster(Forecaster):
         calibration_strength: float | None = None,
         online_weights: bool = True,
         online_evidence: float = 2.0,
+        short_horizon_steps: int | None = None,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         target_metrics: Sequence[str] | None = None,
         freq: str | pd.Timedelta | None = None,
@@ -185,6 +188,10 @@ class AutoForecaster(Forecaster):
             problems.append(
                 f"online_evidence must be >= 1 (validation windows of evidence kept), got {online_evidence}"
             )
+        if short_horizon_steps is not None and short_horizon_steps < 0:
+            problems.append(
+                f"short_horizon_steps must be >= 0 (0: one set of weights), got {short_horizon_steps}"
+            )
         if not time_budget > 0:
             problems.append(f"time_budget must be positive seconds, got {time_budget}")
         if problems:
@@ -202,6 +209,9 @@ class AutoForecaster(Forecaster):
         self.calibration_strength = calibration_strength
         self.online_weights = online_weights
         self.online_evidence = online_evidence
+        self.short_horizon_steps = short_horizon_steps
+        """Steps 1..n get weights of their own, chosen on those steps' evidence rows (None: the first
+        quarter of `horizon`; 0: one set of weights for every step)."""
         self._sized: dict[str, dict[str, int]] = {}
         self._skipped: dict[str, str] = {}
 
@@ -259,6 +269,7 @@ class AutoForecaster(Forecaster):
         self._evidence: Evidence | None = None  # the scored forecasts weights are chosen on (`_select`)
         self._pending: PendingForecasts | None = None
         self._reweighings = 0
+        self._short: WeightSets | None = None  # the first steps' own weights (`short_horizon_steps`)
         if n_windows == 0:
             need = self._min_fit() + self.horizon + 1
             why = f"history too short to validate ({len(stamps)} time steps; validation needs >= {need})"
@@ -315,6 +326,8 @@ class AutoForecaster(Forecaster):
         weighted = (self._weights > 0).any(axis=0) | (self._global > 0)
         mean_w, mean_g = self._mean_weighting()
         weighted |= (mean_w > 0).any(axis=0) | (mean_g > 0)
+        for part in getattr(self, "_short", None) or ():
+            weighted |= (part > 0).any(axis=0) if part.ndim == 2 else part > 0
         grows = len(raw) / max(int((ts <= first_cutoff).sum()), 1)
         self._refitted = []
         self._not_refitted = {}
@@ -440,9 +453,14 @@ class AutoForecaster(Forecaster):
         self._choose_weights(evidence, late)
         self._evidence = evidence.compact()
         means = means[:, :, None]
-        ens_q, _ = combine(q, means[:, :, 0], self._weights[group])
-        ens_mean = np.einsum("mn,nm->n", means[:, :, 0], self._mean_weights[group])
         step = joined["horizon"].to_numpy()
+        w_q, w_mean = self._weights[group], self._mean_weights[group]
+        if self._short is not None:
+            first_steps = (step <= self._short_steps)[:, None]
+            w_q = np.where(first_steps, self._short[0][group], w_q)
+            w_mean = np.where(first_steps, self._short[2][group], w_mean)
+        ens_q, _ = combine(q, means[:, :, 0], w_q)
+        ens_mean = np.einsum("mn,nm->n", means[:, :, 0], w_mean)
         floor = 1e-2 * scale
         if self.calibrate:
             strength: float | None = self.calibration_strength
@@ -470,26 +488,46 @@ class AutoForecaster(Forecaster):
     def _choose_weights(self, ev: Evidence, late: np.ndarray, keep_shares: bool = False) -> None:
         """Quantile weights on CRPS and mean weights on squared error, each series' own blended with the
         pooled ones (rows weighted by 1 / the series' spread, so series of different units pool);
-        `keep_shares`: with the blend chosen at fit (re-choosing it on every few new rows flips it)."""
-        g = len(self._keys)
-        scale = np.array([self._scales[k] for k in self._keys])[ev.group]
+        `keep_shares`: with the blend chosen at fit (re-choosing it on every few new rows flips it).
+        With `short_horizon_steps`, the first steps get a second set chosen on their own rows alone."""
         kept = dict(self._shares) if keep_shares else {}
         if not keep_shares:
             self._shares: dict[str, float] = {}
             self._share_losses: dict[str, dict[str, float]] = {}
-        chosen = []
+        chosen = self._weights_on(ev, late, kept, record=True)
+        self._weights, self._global, self._mean_weights, self._mean_global = chosen
+        self._short = None
+        short = ev.horizon <= self._short_steps
+        if short.any():
+            self._short = self._weights_on(ev.take(np.flatnonzero(short)), late[short], dict(self._shares))
+
+    @property
+    def _short_steps(self) -> int:
+        """How many first steps have weights of their own (0: none; models saved before: none)."""
+        steps = getattr(self, "short_horizon_steps", 0)
+        return max(1, self.horizon // 4) if steps is None else int(steps)
+
+    def _weights_on(
+        self, ev: Evidence, late: np.ndarray, shares: dict[str, float], record: bool = False
+    ) -> WeightSets:
+        """(per-series, pooled) weights of the quantiles and of the means on `ev`; a part without a share
+        in `shares` has it chosen out of sample (and, with `record`, noted)."""
+        g = len(self._keys)
+        scale = np.array([self._scales[k] for k in self._keys])[ev.group]
+        chosen: list[np.ndarray] = []
         parts = (
             ("quantiles", ev.q, 1.0 / scale, None),
             ("mean", ev.mean[:, :, None], 1.0 / scale**2, row_squared_error),
         )
         for part, qq, row_w, loss in parts:
-            share = kept.get(part, self.series_weight_share)
+            share = shares.get(part, self.series_weight_share)
             w = choose_weights(ev.y, qq, self.quantiles, ev.group, g, late, row_w, self.rounds, loss, share)
-            self._shares[part] = w.share
-            if w.share_losses:
-                self._share_losses[part] = w.share_losses
-            chosen.append((w.own, w.pooled))
-        (self._weights, self._global), (self._mean_weights, self._mean_global) = chosen
+            if record:
+                self._shares[part] = w.share
+                if w.share_losses:
+                    self._share_losses[part] = w.share_losses
+            chosen += [w.own, w.pooled]
+        return chosen[0], chosen[1], chosen[2], chosen[3]
 
     def _coverage(self, y: np.ndarray, q: np.ndarray, nominal: float) -> float:
         from forecasting.metrics import coverage
@@ -517,6 +555,14 @@ class AutoForecaster(Forecaster):
             self._weights = np.vstack([self._weights, np.tile(self._global, (extra, 1))])
             mean_w, mean_g = self._mean_weighting()
             self._mean_weights = np.vstack([mean_w, np.tile(mean_g, (extra, 1))])
+            if (short := getattr(self, "_short", None)) is not None:
+                w, g, mw, mg = short
+                self._short = (
+                    np.vstack([w, np.tile(g, (extra, 1))]),
+                    g,
+                    np.vstack([mw, np.tile(mg, (extra, 1))]),
+                    mg,
+                )
         self._score_pending(data)
 
     def _score_pending(self, data: LongData) -> None:
@@ -563,10 +609,15 @@ class AutoForecaster(Forecaster):
         rows = np.array([where.get(k, -1) for k in keys], dtype=np.int64)
         ok = np.isfinite(q).all(axis=2).T & np.isfinite(mean).T  # (n, M): a member may miss a row
         mean_w, mean_g = self._mean_weighting()
-        w = _row_weights(self._weights, self._global, rows, used, ok)
-        qq, _ = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
-        mm = np.einsum("mn,nm->n", np.nan_to_num(mean), _row_weights(mean_w, mean_g, rows, used, ok))
         step = first["horizon"].to_numpy()
+        w = _row_weights(self._weights, self._global, rows, used, ok)
+        w_mean = _row_weights(mean_w, mean_g, rows, used, ok)
+        if (short := getattr(self, "_short", None)) is not None:
+            first_steps = (step <= self._short_steps)[:, None]
+            w = np.where(first_steps, _row_weights(short[0], short[1], rows, used, ok), w)
+            w_mean = np.where(first_steps, _row_weights(short[2], short[3], rows, used, ok), w_mean)
+        qq, _ = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
+        mm = np.einsum("mn,nm->n", np.nan_to_num(mean), w_mean)
         if len(used) == len(names):
             self._remember_forecast(rows, first, q, mean, ok.all(axis=1))
         scale = np.array([self._scales.get(k, 1.0) for k in keys])
@@ -635,6 +686,13 @@ class AutoForecaster(Forecaster):
                 "rows": int(getattr(self, "_n_validation_rows", 0)),
                 "scores": self._scores,
             },
+            "short_horizon_weights": {
+                "steps": self._short_steps,
+                "weights": {n: round(float(w), 4) for n, w in zip(names, short[1], strict=True)},
+                "mean_weights": {n: round(float(w), 4) for n, w in zip(names, short[3], strict=True)},
+            }
+            if (short := getattr(self, "_short", None)) is not None
+            else None,
             "online_weights": {
                 "enabled": bool(getattr(self, "online_weights", False)),
                 "evidence_rows": int(ev.rows) if (ev := getattr(self, "_evidence", None)) is not None else 0,

@@ -123,3 +123,27 @@ def test_pending_forecasts_are_scored_once_and_unobservable_ones_dropped() -> No
     )
     assert scored.y.tolist() == [2.0] and scored.cutoff.tolist() == [10]
     assert left.ts.tolist() == [13]
+
+
+def test_the_first_steps_can_have_weights_of_their_own() -> None:
+    """A series whose next value is its last one (naive wins at step 1) but that returns to a daily profile
+    within hours (seasonal naive wins further ahead): with `short_horizon_steps` the first step leans on
+    naive while the later steps keep the all-step weights; with 0 one set serves every step."""
+    rng = np.random.default_rng(5)
+    t = np.arange(PERIOD * 14)
+    profile = 10 * np.sin(2 * np.pi * t / PERIOD)
+    shock = np.zeros(len(t))
+    for i in range(1, len(t)):  # a shock that decays within a few hours
+        shock[i] = 0.7 * shock[i - 1] + rng.normal(0, 2.0)
+    values = np.stack([profile + shock + 50, profile + shock[::-1] + 80])
+    one = _auto(short_horizon_steps=0).fit(_frame(values))
+    assert one.describe()["short_horizon_weights"] is None
+    split = _auto(short_horizon_steps=1).fit(_frame(values))
+    info = split.describe()["short_horizon_weights"]
+    assert info["steps"] == 1
+    assert info["weights"].get("naive", 0.0) > split.describe()["weights"].get("naive", 0.0)
+    f = split.predict(6).sort_values(["series", "horizon"])
+    g = one.predict(6).sort_values(["series", "horizon"])
+    later = f["horizon"].to_numpy() > 1
+    assert np.allclose(f["q0.5"].to_numpy()[later], g["q0.5"].to_numpy()[later])
+    assert not np.allclose(f["q0.5"].to_numpy()[~later], g["q0.5"].to_numpy()[~later])
