@@ -32,6 +32,10 @@ per-series weights. A series that changes regime after the
 fit (a level shift, a new burst pattern) moves its weight to the members that forecast the new regime
 without a refit; `forecasting.evidence` holds the bookkeeping. The calibration stays as fitted.
 
+The first quarter of the horizon (`short_horizon_steps`) has weights of its own, chosen the same way on
+those steps' rows alone (with the all-step share of per-series weights): members good one step ahead
+(naive, AutoETS) and those good far ahead (LightGBM) are not averaged into one compromise for every step.
+
 A time budget (CPU seconds of this process, so a busy machine does not change which members are
 searched) bounds the search: candidates run cheapest first; a per-series model is timed on a few
 series first and skipped when its projected cost exceeds what is left of the budget. `describe()` lists
