@@ -132,6 +132,11 @@ def rows_within_budget(
     return (fitting if fitting >= _MIN_SAMPLED_ROWS else None), projected
 
 
+def _with_pooled_rows(weights: np.ndarray, pooled: np.ndarray, extra: int) -> np.ndarray:
+    """Per-series weights (G, M) with `extra` new series appended, each given the pooled weights."""
+    return np.vstack([weights, np.tile(pooled, (extra, 1))])
+
+
 def _row_weights(
     weights: np.ndarray, pooled: np.ndarray, rows: np.ndarray, used: list[int], ok: np.ndarray
 ) -> np.ndarray:
@@ -556,17 +561,12 @@ class AutoForecaster(Forecaster):
         self._remember(data)
         if len(self._keys) > before:  # new series: the pooled weights until they have evidence
             extra = len(self._keys) - before
-            self._weights = np.vstack([self._weights, np.tile(self._global, (extra, 1))])
+            self._weights = _with_pooled_rows(self._weights, self._global, extra)
             mean_w, mean_g = self._mean_weighting()
-            self._mean_weights = np.vstack([mean_w, np.tile(mean_g, (extra, 1))])
+            self._mean_weights = _with_pooled_rows(mean_w, mean_g, extra)
             if (short := getattr(self, "_short", None)) is not None:
                 w, g, mw, mg = short
-                self._short = (
-                    np.vstack([w, np.tile(g, (extra, 1))]),
-                    g,
-                    np.vstack([mw, np.tile(mg, (extra, 1))]),
-                    mg,
-                )
+                self._short = (_with_pooled_rows(w, g, extra), g, _with_pooled_rows(mw, mg, extra), mg)
         self._score_pending(data)
 
     def _score_pending(self, data: LongData) -> None:

@@ -109,17 +109,15 @@ def series_share(
     if not early.any() or not late.any():
         return 1.0, {}
     loss_of = row_loss or (lambda yy, qq: row_crps(yy, qq, levels))
-    own, _ = greedy_selection(y[early], q[:, early], levels, group[early], n_groups, rounds, None, row_loss)
-    pooled, _ = greedy_selection(
-        y[early], q[:, early], levels, np.zeros(int(early.sum()), dtype=np.int64), 1, rounds,
-        scale_weight[early], row_loss,
+    fitted = choose_weights(
+        y[early], q[:, early], levels, group[early], n_groups, late[early], scale_weight[early], rounds,
+        row_loss, share=1.0,
     )  # fmt: skip
-    seen = np.bincount(group[early], minlength=n_groups) > 0
-    own[~seen] = pooled[0]
+    own, pooled = fitted.own, fitted.pooled
     g_late, w_late = group[late], scale_weight[late]
     losses = {}
     for share in SHARE_GRID:
-        w = share * own[g_late] + (1.0 - share) * pooled[0][None, :]
+        w = share * own[g_late] + (1.0 - share) * pooled[None, :]
         blended = np.einsum("mnk,nm->nk", q[:, late], w)
         losses[f"{share:g}"] = float(np.sum(loss_of(y[late], blended) * w_late) / np.sum(w_late))
     best = min(SHARE_GRID, key=lambda s: losses[f"{s:g}"] - 1e-12 * s)
