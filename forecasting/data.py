@@ -285,6 +285,22 @@ def row_quantiles(mat: np.ndarray, levels: Sequence[float]) -> tuple[np.ndarray,
     return q, counts
 
 
+def rolling_nanmedian(mat: np.ndarray, window: int) -> np.ndarray:
+    """Median of each row's sliding windows of `window` values ignoring NaN, NaN where a window has no
+    finite value: column j is the median of `mat[:, j : j + window]`.
+
+    The same numbers as `np.nanmedian` over a sliding-window view, without its per-slice warnings and
+    masked-array path, which cost the replay about a second per simulated day.
+    """
+    view = np.lib.stride_tricks.sliding_window_view(mat, window, axis=1)
+    srt = np.sort(view, axis=2)  # NaN sort last
+    counts = np.isfinite(view).sum(axis=2)
+    lo = np.maximum((counts - 1) // 2, 0)[..., None]
+    hi = np.where(counts % 2 == 1, lo[..., 0], counts // 2)[..., None]
+    middle = (np.take_along_axis(srt, lo, axis=2) + np.take_along_axis(srt, hi, axis=2))[..., 0] / 2.0
+    return np.where(counts > 0, middle, np.nan)
+
+
 def series_scale(values: np.ndarray) -> float:
     """A positive spread for normalising a series: its std, or its mean |value| (at least 1) if constant."""
     finite = values[np.isfinite(values)]

@@ -20,16 +20,14 @@ Neither is in the generic registry: they are resolved by name by `forecasting.in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from forecasting.base import Forecaster, PanelForecaster, build_base
-from forecasting.data import LongData, row_quantiles
+from forecasting.data import LongData, rolling_nanmedian, row_quantiles
 from forecasting.metrics import crps_weights, pinball_loss
 from forecasting.types import (
     DEFAULT_QUANTILES,
@@ -104,9 +102,7 @@ def rolling_median_quantiles(
         tails = np.pad(tails, ((0, 0), (length - tails.shape[1], 0)), constant_values=np.nan)
     tails = tails[:, -length:]
     n = tails.shape[0]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (steps with no observation)
-        medians = np.nanmedian(sliding_window_view(tails, window, axis=1), axis=2)
+    medians = rolling_nanmedian(tails, window)  # NaN where a window has no observation
     # medians[:, j] is the median of tails[:, j : j + window], i.e. known at position j + window - 1
     level = medians[:, -1]
     level = np.where(np.isfinite(level), level, 0.0)

@@ -101,12 +101,15 @@ class SeasonalWindowForecaster(PanelForecaster):
                 samples[:, h - 1, cols] = block + shift[:, None]
         empty = ~np.isfinite(samples).any(axis=2)
         if empty.any():  # no season seen yet: naive, the last value plus recent h-step changes
-            grown = np.isfinite(tails).sum(axis=1)
+            grown = seen.sum(axis=1)
             for h in range(1, horizon + 1):
                 rows = np.flatnonzero(empty[:, h - 1])
-                changes = values[rows, h:] - values[rows, :-h]
-                young = np.arange(width - h)[None, :] < (width - grown[rows])[:, None]  # before the data
-                changes = np.where(young, np.nan, changes)[:, -samples.shape[2] :]
+                # only the newest changes are kept, so only they are computed (not the whole window)
+                start = max(width - h - samples.shape[2], 0)
+                changes = values[rows, start + h :] - values[rows, start : width - h]
+                starts = start + np.arange(changes.shape[1])
+                young = starts[None, :] < (width - grown[rows])[:, None]  # before the data
+                changes = np.where(young, np.nan, changes)
                 samples[rows, h - 1, : changes.shape[1]] = values[rows, last][:, None] + changes
         flat = samples.reshape(n * horizon, -1)
         q, counts = row_quantiles(flat, self.quantiles)

@@ -256,10 +256,12 @@ class _Group:
         below = np.zeros(b.shape, dtype=np.intp)
         for j in range(k):  # knots at or below the threshold
             below += q[..., j] <= b
-        seg = np.clip(below - 1, 0, k - 2)[..., None]
-        lo = np.take_along_axis(q, seg, axis=-1)[..., 0]
-        hi = np.take_along_axis(q, seg + 1, axis=-1)[..., 0]
-        tau_lo, tau_hi = tau[seg[..., 0]], tau[seg[..., 0] + 1]
+        seg = np.clip(below - 1, 0, k - 2)
+        # the segment's knots, indexed directly (take_along_axis would first broadcast q over the counts)
+        point = np.arange(b.shape[0])[:, None, None]
+        step = np.arange(b.shape[2])[None, None, :]
+        lo, hi = q[point, 0, step, seg], q[point, 0, step, seg + 1]
+        tau_lo, tau_hi = tau[seg], tau[seg + 1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             frac = np.where(hi > lo, (b - lo) / (hi - lo), 0.0)
             cdf = tau_lo + (tau_hi - tau_lo) * frac
@@ -279,6 +281,13 @@ class _Group:
                 )
                 cdf[top] = 1.0 - tail
         return np.clip(1.0 - cdf, 0.0, 1.0)
+
+    def points_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The degradation points of the workloads `rows` (ascending) alone: `per_step` with them
+        answers for those workloads only, in that order."""
+        owner, d, weights = self.points
+        keep = np.isin(owner, rows)
+        return owner[keep], d[keep], weights[keep]
 
     def bounds(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
         """Single-point degradations at each workload's smallest and largest point per step: the risk
@@ -318,13 +327,19 @@ def _choose(
         dominant = surely & (penalty[:, None] == 0)
     hi = np.where(dominant.any(axis=1), np.argmax(dominant, axis=1), limit)
     hi = np.maximum(hi, lo)
+    # where the bounds meet, lo is the answer: surely feasible and dominant, or the limit either way
+    chosen, open_ = lo.copy(), np.flatnonzero(hi > lo)
+    if not len(open_):
+        return chosen
     width = int((hi - lo).max()) + 1
     window = np.minimum(lo[:, None] + np.arange(width)[None, :], hi[:, None])
-    exact = group.per_step(window)
-    cost = window * cost_per_replica + penalty[:, None] * exact.mean(axis=2)
-    feasible = exact.max(axis=2) <= epsilon[:, None]
-    best = window[np.arange(g), np.argmin(np.where(feasible, cost, np.inf), axis=1)]
-    return np.where(feasible.any(axis=1), best, limit)
+    exact = group.per_step(window, group.points_of(open_))  # (len(open_), width, S)
+    window = window[open_]
+    cost = window * cost_per_replica + penalty[open_, None] * exact.mean(axis=2)
+    feasible = exact.max(axis=2) <= epsilon[open_, None]
+    best = window[np.arange(len(open_)), np.argmin(np.where(feasible, cost, np.inf), axis=1)]
+    chosen[open_] = np.where(feasible.any(axis=1), best, limit[open_])
+    return chosen
 
 
 def _search_limit(

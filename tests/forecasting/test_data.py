@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.data import Panel, normalize_long_frame, row_quantiles, split_by_time
+from forecasting.data import (
+    Panel,
+    normalize_long_frame,
+    rolling_nanmedian,
+    row_quantiles,
+    split_by_time,
+)
 from forecasting.types import InvalidSeriesError
 from tests.forecasting.conftest import START
 
@@ -69,6 +75,18 @@ def test_row_quantiles_match_numpy() -> None:
     q, counts = row_quantiles(mat, levels)
     np.testing.assert_allclose(q, np.nanquantile(mat, levels, axis=1).T)
     np.testing.assert_array_equal(counts, np.isfinite(mat).sum(axis=1))
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 6])
+def test_rolling_nanmedian_matches_numpy_including_empty_windows(window: int) -> None:
+    rng = np.random.default_rng(window)
+    mat = rng.normal(size=(6, 50)) * 10.0
+    mat[rng.random(mat.shape) < 0.3] = np.nan
+    mat[0, :20] = np.nan  # windows with no observation at all
+    views = np.lib.stride_tricks.sliding_window_view(mat, window, axis=1)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(views, axis=2)
+    np.testing.assert_array_equal(rolling_nanmedian(mat, window), expected)
 
 
 def test_split_by_time_is_per_entity_and_shared_by_its_metrics() -> None:

@@ -62,6 +62,24 @@ def test_before_one_season_it_continues_the_recent_changes() -> None:
     assert out["mean"].tolist() == [60.0, 61.0, 62.0]
 
 
+def test_before_one_season_only_the_newest_changes_of_each_series_count() -> None:
+    """The naive fallback reads the newest `seasons * (2 * half_width + 1)` h-step changes (49 by
+    default) of each series and nothing from before a younger series' first observation."""
+    ts = pd.date_range("2024-01-01", periods=120, freq="60s", tz="UTC")
+    old = np.r_[np.arange(60.0) * 5.0, 300.0 + np.arange(60.0)]  # steps of 5, then 60 steps of 1
+    young = 10.0 + np.arange(8.0)  # 8 observations, steps of 1, starting late
+    frame = pd.concat(
+        [
+            pd.DataFrame({"series_id": "old", "ts": ts, "value": old}),
+            pd.DataFrame({"series_id": "young", "ts": ts[-8:], "value": young}),
+        ]
+    )
+    out = create_forecaster("seasonal_window", freq="60s").fit(frame).predict(2)
+    for series, last in (("old", old[-1]), ("young", young[-1])):
+        rows = out[out["series"] == series]
+        assert rows["q0.01"].tolist() == rows["q0.99"].tolist() == [last + 1.0, last + 2.0]
+
+
 def test_a_short_season_never_reads_past_the_last_observation() -> None:
     """With a season of 4 steps and a half-width of 3, yesterday's neighbourhood of step h reaches
     beyond now: those positions are dropped, so the forecast depends only on the past."""
