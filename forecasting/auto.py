@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -463,11 +463,7 @@ class AutoForecaster(Forecaster):
         self._evidence = evidence.compact()
         means = means[:, :, None]
         step = joined["horizon"].to_numpy()
-        w_q, w_mean = self._weights[group], self._mean_weights[group]
-        if self._short is not None:
-            first_steps = (step <= self._short_steps)[:, None]
-            w_q = np.where(first_steps, self._short[0][group], w_q)
-            w_mean = np.where(first_steps, self._short[2][group], w_mean)
+        w_q, w_mean = self._step_weights(step, lambda own, _pooled: own[group])
         ens_q, _ = combine(q, means[:, :, 0], w_q)
         ens_mean = np.einsum("mn,nm->n", means[:, :, 0], w_mean)
         floor = 1e-2 * scale
@@ -612,14 +608,8 @@ class AutoForecaster(Forecaster):
         where = {k: i for i, k in enumerate(self._keys)}
         rows = np.array([where.get(k, -1) for k in keys], dtype=np.int64)
         ok = np.isfinite(q).all(axis=2).T & np.isfinite(mean).T  # (n, M): a member may miss a row
-        mean_w, mean_g = self._mean_weighting()
         step = first["horizon"].to_numpy()
-        w = _row_weights(self._weights, self._global, rows, used, ok)
-        w_mean = _row_weights(mean_w, mean_g, rows, used, ok)
-        if (short := getattr(self, "_short", None)) is not None:
-            first_steps = (step <= self._short_steps)[:, None]
-            w = np.where(first_steps, _row_weights(short[0], short[1], rows, used, ok), w)
-            w_mean = np.where(first_steps, _row_weights(short[2], short[3], rows, used, ok), w_mean)
+        w, w_mean = self._step_weights(step, lambda own, pooled: _row_weights(own, pooled, rows, used, ok))
         qq, _ = combine(np.nan_to_num(q), np.nan_to_num(mean), w)
         mm = np.einsum("mn,nm->n", np.nan_to_num(mean), w_mean)
         if len(used) == len(names):
@@ -654,6 +644,19 @@ class AutoForecaster(Forecaster):
         )
         before = getattr(self, "_pending", None) or PendingForecasts.empty(q.shape[0], q.shape[2])
         self._pending = before.add(made, keep_cutoffs=self.horizon)
+
+    def _step_weights(
+        self, step: np.ndarray, weigh: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Member weights of each row (quantiles, means): `weigh(per-series, pooled)` of the all-step
+        set, replaced on rows of the first `_short_steps` steps by the short-horizon set's."""
+        mean_w, mean_g = self._mean_weighting()
+        w_q, w_mean = weigh(self._weights, self._global), weigh(mean_w, mean_g)
+        if (short := getattr(self, "_short", None)) is not None:
+            first = (step <= self._short_steps)[:, None]
+            w_q = np.where(first, weigh(short[0], short[1]), w_q)
+            w_mean = np.where(first, weigh(short[2], short[3]), w_mean)
+        return w_q, w_mean
 
     def _mean_weighting(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-series and pooled weights of the members' means (models saved before they had their own:
